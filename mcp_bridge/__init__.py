@@ -1,0 +1,1 @@
+"""routekit mcp_bridge package."""

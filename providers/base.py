@@ -1,0 +1,140 @@
+"""The provider protocol, provider configuration, and the factory that builds adapters.
+
+Adapters are imported lazily: building an Anthropic provider does not import the OpenAI, Gemini or
+Ollama SDKs (each costs tens to hundreds of milliseconds to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from providers.errors import ConfigError
+from providers.profiles import Profile, get_profile
+from providers.types import CheckResult, ModelInfo, ModelRequest, ModelResponse, StreamEvent
+
+
+class ProviderConfig(BaseModel):
+    """How to reach one provider with one key.
+
+    ``provider`` is a provider or preset name from :mod:`providers.profiles` (``anthropic``, ``openai``,
+    ``groq``, ``azure``, ``gemini``, ``vertex``, ``ollama``, ...). The key is either given (``api_key``)
+    or read from ``api_key_env`` (default: the preset's variable, e.g. ``ANTHROPIC_API_KEY``).
+    ``extra_headers`` may hold secrets too, so they are hidden from reprs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    base_url: str | None = None
+    default_model: str | None = None
+    timeout: float = Field(default=120.0, gt=0, description="seconds per attempt")
+    connect_timeout: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10, description="routekit's retries; SDK retries are off")
+    extra_headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None  # the stored config's id or name, for fallbacks, metering and messages
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        get_profile(value)  # raises ConfigError listing the valid names
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    @property
+    def profile(self) -> Profile:
+        return get_profile(self.provider)
+
+    @property
+    def key_env_var(self) -> str | None:
+        return self.api_key_env or self.profile.api_key_env
+
+    def resolve_api_key(self) -> str | None:
+        """The key to send: the configured one, else the environment variable; ConfigError if required."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key.get_secret_value()
+        env = self.key_env_var
+        if env and os.environ.get(env):
+            return os.environ[env]
+        if self.profile.requires_key:
+            where = f"set the environment variable {env}" if env else "set api_key"
+            name = f" {self.label!r}" if self.label else ""
+            raise ConfigError(
+                f"no API key for {self.profile.display_name} config{name}: {where}, "
+                "or add a key with `routekit config add`."
+            )
+        return None
+
+    def resolve_model(self, model: str | None) -> str:
+        chosen = model or self.default_model
+        if not chosen:
+            raise ConfigError(
+                f"no model given for {self.profile.display_name}: pass a model or set default_model on the config"
+            )
+        return chosen
+
+    def secrets(self) -> list[str]:
+        """Every secret this config holds, for scrubbing error messages."""
+        found: list[str] = []
+        try:
+            key = self.resolve_api_key()
+        except ConfigError:
+            key = None
+        if key:
+            found.append(key)
+        for name, value in self.extra_headers.items():
+            if name.lower() in {"authorization", "x-api-key", "api-key", "x-goog-api-key"} or "key" in name.lower():
+                found.append(value.removeprefix("Bearer ").strip())
+        return found
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What every adapter offers. All methods raise :mod:`providers.errors` types only."""
+
+    name: str
+    config: ProviderConfig
+
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Events as they arrive; the last one is ``ResponseDone``. A stream that ends without its
+        terminal event raises ``StreamInterrupted`` carrying the partial response and usage."""
+        ...
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def check(self) -> CheckResult:
+        """Validate the key and endpoint without spending tokens where the API allows."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+_ADAPTERS: dict[str, str] = {
+    "anthropic": "providers.anthropic:AnthropicProvider",
+    "openai": "providers.openai:OpenAIProvider",
+    "gemini": "providers.gemini:GeminiProvider",
+    "ollama": "providers.ollama:OllamaProvider",
+}
+
+
+def create_provider(config: ProviderConfig, **kwargs: Any) -> Provider:
+    """Build the adapter for ``config`` (importing only that provider's SDK)."""
+    module_name, _, class_name = _ADAPTERS[config.profile.family].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    provider: Provider = cls(config, **kwargs)
+    return provider

@@ -1,0 +1,220 @@
+"""Provider profiles: the rules routekit follows for each provider, as data.
+
+Each rule is a line with its reason beside it (the provider's error text, doc or issue), so that the
+next person can see why it exists and delete it when the provider changes. Adapters, the schema
+compiler and the history normalizer read these profiles instead of hard-coding provider names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+Family = Literal["anthropic", "openai", "gemini", "ollama"]
+SchemaTarget = Literal["anthropic", "openai", "gemini", "ollama"]
+
+
+@dataclass(frozen=True, slots=True)
+class NameRule:
+    """What a provider accepts as a tool name."""
+
+    pattern: re.Pattern[str]
+    max_length: int
+    reason: str
+
+    def accepts(self, name: str) -> bool:
+        return len(name) <= self.max_length and self.pattern.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IdRule:
+    """What a provider accepts as a tool-call id (in history it is sent back)."""
+
+    pattern: re.Pattern[str]
+    max_length: int
+    exact_length: int | None
+    reason: str
+
+    def accepts(self, call_id: str) -> bool:
+        if self.exact_length is not None and len(call_id) != self.exact_length:
+            return False
+        return len(call_id) <= self.max_length and self.pattern.fullmatch(call_id) is not None
+
+
+# OpenAI FunctionObject.name: "a-z, A-Z, 0-9, underscores and dashes, maximum length of 64".
+OPENAI_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "OpenAI FunctionObject.name (API reference)")
+# Anthropic: "tool_name: String should have at most 64 characters"; same character set as OpenAI.
+ANTHROPIC_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "Anthropic tools[].name validation error")
+# google-genai FunctionDeclaration.name: start with a letter or underscore; letters, digits, _ . : -; max 128.
+GEMINI_NAME = NameRule(re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}"), 128, "google-genai FunctionDeclaration.name")
+# Ollama validates nothing server-side, but the models were trained on OpenAI-shaped names.
+OLLAMA_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "Ollama: OpenAI-shaped names, safest for models")
+
+# Anthropic: tool_use.id must match ^[a-zA-Z0-9_-]+$ ("tool_use.id: String should match pattern").
+ANTHROPIC_ID = IdRule(re.compile(r"[a-zA-Z0-9_-]+"), 64, None, "Anthropic tool_use.id pattern error")
+# OpenAI accepts any string up to 40 chars for tool_call_id ("string too long ... maximum length 40").
+OPENAI_ID = IdRule(re.compile(r"[a-zA-Z0-9_-]+"), 40, None, "OpenAI messages[].tool_call_id max length 40")
+# Mistral: "Tool call id has to be ... a-z, A-Z, 0-9, with a length of 9".
+MISTRAL_ID = IdRule(re.compile(r"[a-zA-Z0-9]{9}"), 9, 9, "Mistral tool call id validation error")
+# Gemini function-call ids are optional and opaque; keep them conservative.
+GEMINI_ID = IdRule(re.compile(r"[a-zA-Z0-9_-]+"), 64, None, "Gemini functionCall.id (opaque, echoed back)")
+# Ollama has no ids on the wire; results are matched by order and name. routekit still keeps ids.
+OLLAMA_ID = IdRule(re.compile(r"[a-zA-Z0-9_-]+"), 64, None, "Ollama: no ids on the wire")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Everything routekit needs to know about one provider or OpenAI-compatible preset."""
+
+    name: str
+    family: Family
+    display_name: str
+    default_base_url: str | None
+    api_key_env: str | None  # the environment variable a key is read from by default
+    requires_key: bool
+    local: bool  # runs on the user's hardware: usage is metered but costs nothing
+    tool_names: NameRule
+    tool_call_ids: IdRule
+    schema_target: SchemaTarget
+    strict_tools: bool = False  # accepts OpenAI strict function schemas
+    price_provider: str | None = None  # genai-prices provider id
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _openai_compatible(
+    name: str,
+    display: str,
+    base_url: str | None,
+    env: str | None,
+    *,
+    requires_key: bool = True,
+    local: bool = False,
+    ids: IdRule = OPENAI_ID,
+    strict: bool = False,
+    price: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Profile:
+    return Profile(
+        name=name,
+        family="openai",
+        display_name=display,
+        default_base_url=base_url,
+        api_key_env=env,
+        requires_key=requires_key,
+        local=local,
+        tool_names=OPENAI_NAME,
+        tool_call_ids=ids,
+        schema_target="openai",
+        strict_tools=strict,
+        price_provider=price,
+        notes=notes,
+    )
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="anthropic",
+            family="anthropic",
+            display_name="Anthropic",
+            default_base_url="https://api.anthropic.com",
+            api_key_env="ANTHROPIC_API_KEY",
+            requires_key=True,
+            local=False,
+            tool_names=ANTHROPIC_NAME,
+            tool_call_ids=ANTHROPIC_ID,
+            schema_target="anthropic",
+            price_provider="anthropic",
+        ),
+        _openai_compatible(
+            "openai", "OpenAI", "https://api.openai.com/v1", "OPENAI_API_KEY", strict=True, price="openai"
+        ),
+        _openai_compatible(
+            "azure",
+            "Azure OpenAI",
+            None,
+            "AZURE_OPENAI_API_KEY",
+            strict=True,
+            price="azure",
+            notes=(
+                "base_url is the resource endpoint; options.api_version selects the API version",
+                "model is the deployment name",
+            ),
+        ),
+        _openai_compatible(
+            "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", price="openrouter"
+        ),
+        _openai_compatible("groq", "Groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", price="groq"),
+        _openai_compatible(
+            "together", "Together AI", "https://api.together.xyz/v1", "TOGETHER_API_KEY", price="together"
+        ),
+        _openai_compatible("deepseek", "DeepSeek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", price="deepseek"),
+        _openai_compatible(
+            "mistral", "Mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", ids=MISTRAL_ID, price="mistral"
+        ),
+        _openai_compatible("vllm", "vLLM", "http://localhost:8000/v1", "VLLM_API_KEY", requires_key=False, local=True),
+        _openai_compatible(
+            "lmstudio", "LM Studio", "http://localhost:1234/v1", "LMSTUDIO_API_KEY", requires_key=False, local=True
+        ),
+        _openai_compatible(
+            "llamacpp",
+            "llama.cpp server",
+            "http://localhost:8080/v1",
+            "LLAMACPP_API_KEY",
+            requires_key=False,
+            local=True,
+        ),
+        _openai_compatible("openai-compatible", "Any OpenAI-compatible endpoint", None, None, requires_key=False),
+        Profile(
+            name="gemini",
+            family="gemini",
+            display_name="Google Gemini (Developer API)",
+            default_base_url=None,  # the SDK's own default
+            api_key_env="GEMINI_API_KEY",
+            requires_key=True,
+            local=False,
+            tool_names=GEMINI_NAME,
+            tool_call_ids=GEMINI_ID,
+            schema_target="gemini",
+            price_provider="google",
+        ),
+        Profile(
+            name="vertex",
+            family="gemini",
+            display_name="Google Gemini on Vertex AI",
+            default_base_url=None,
+            api_key_env="GOOGLE_API_KEY",  # express mode; otherwise application default credentials
+            requires_key=False,
+            local=False,
+            tool_names=GEMINI_NAME,
+            tool_call_ids=GEMINI_ID,
+            schema_target="gemini",
+            price_provider="google",
+            notes=("options.project and options.location select the Vertex project and region",),
+        ),
+        Profile(
+            name="ollama",
+            family="ollama",
+            display_name="Ollama",
+            default_base_url="http://localhost:11434",
+            api_key_env="OLLAMA_API_KEY",  # only for hosted Ollama behind auth
+            requires_key=False,
+            local=True,
+            tool_names=OLLAMA_NAME,
+            tool_call_ids=OLLAMA_ID,
+            schema_target="ollama",
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile for a provider or preset name; a ConfigError listing valid names otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        from providers.errors import ConfigError
+
+        raise ConfigError(f"unknown provider {name!r}. Valid providers: {', '.join(sorted(PROFILES))}") from None

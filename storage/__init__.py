@@ -1,0 +1,1 @@
+"""routekit storage package."""
