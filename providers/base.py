@@ -73,13 +73,12 @@ class ProviderConfig(BaseModel):
             where = f"set the environment variable {env}" if env else "set api_key"
             name = f" {self.label!r}" if self.label else ""
             raise ConfigError(
-                f"no API key for {self.profile.display_name} config{name}: {where}, "
-                "or add a key with `routekit config add`."
+                f"no API key for {self.profile.display_name} config{name}: {where} or give the config an api_key."
             )
         return None
 
     def resolve_model(self, model: str | None) -> str:
-        chosen = model or self.default_model
+        chosen = model or self.default_model or self.profile.suggested_model
         if not chosen:
             raise ConfigError(
                 f"no model given for {self.profile.display_name}: pass a model or set default_model on the config"

@@ -103,9 +103,13 @@ class ProviderError(RoutekitError):
         return self.partial.usage if self.partial is not None else None
 
     def __reduce__(self) -> tuple[object, ...]:  # keep errors picklable across processes
+        # The third item is state restored onto the rebuilt error: the partial response (its usage is
+        # metered), ModelNotFound's model list and any notes.
+        state = {key: self.__dict__[key] for key in ("partial", "available", "__notes__") if key in self.__dict__}
         return (
             _rebuild,
             (type(self), self.detail, self.provider, self.model, self.status_code, self.request_id, self.retry_after),
+            state,
         )
 
 

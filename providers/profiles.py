@@ -80,6 +80,7 @@ class Profile:
     strict_tools: bool = False  # accepts OpenAI strict function schemas
     price_provider: str | None = None  # genai-prices provider id
     notes: tuple[str, ...] = field(default_factory=tuple)
+    suggested_model: str | None = None  # used when neither the request nor the config names a model
 
 
 def _openai_compatible(
@@ -94,6 +95,7 @@ def _openai_compatible(
     strict: bool = False,
     price: str | None = None,
     notes: tuple[str, ...] = (),
+    model: str | None = None,
 ) -> Profile:
     return Profile(
         name=name,
@@ -109,6 +111,7 @@ def _openai_compatible(
         strict_tools=strict,
         price_provider=price,
         notes=notes,
+        suggested_model=model,
     )
 
 
@@ -127,9 +130,16 @@ PROFILES: dict[str, Profile] = {
             tool_call_ids=ANTHROPIC_ID,
             schema_target="anthropic",
             price_provider="anthropic",
+            suggested_model="claude-sonnet-4-5",
         ),
         _openai_compatible(
-            "openai", "OpenAI", "https://api.openai.com/v1", "OPENAI_API_KEY", strict=True, price="openai"
+            "openai",
+            "OpenAI",
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+            strict=True,
+            price="openai",
+            model="gpt-4.1-mini",
         ),
         _openai_compatible(
             "azure",
@@ -144,15 +154,45 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         _openai_compatible(
-            "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", price="openrouter"
+            "openrouter",
+            "OpenRouter",
+            "https://openrouter.ai/api/v1",
+            "OPENROUTER_API_KEY",
+            price="openrouter",
+            model="openai/gpt-4.1-mini",
         ),
-        _openai_compatible("groq", "Groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", price="groq"),
         _openai_compatible(
-            "together", "Together AI", "https://api.together.xyz/v1", "TOGETHER_API_KEY", price="together"
+            "groq",
+            "Groq",
+            "https://api.groq.com/openai/v1",
+            "GROQ_API_KEY",
+            price="groq",
+            model="llama-3.3-70b-versatile",
         ),
-        _openai_compatible("deepseek", "DeepSeek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", price="deepseek"),
         _openai_compatible(
-            "mistral", "Mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", ids=MISTRAL_ID, price="mistral"
+            "together",
+            "Together AI",
+            "https://api.together.xyz/v1",
+            "TOGETHER_API_KEY",
+            price="together",
+            model="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        ),
+        _openai_compatible(
+            "deepseek",
+            "DeepSeek",
+            "https://api.deepseek.com/v1",
+            "DEEPSEEK_API_KEY",
+            price="deepseek",
+            model="deepseek-chat",
+        ),
+        _openai_compatible(
+            "mistral",
+            "Mistral",
+            "https://api.mistral.ai/v1",
+            "MISTRAL_API_KEY",
+            ids=MISTRAL_ID,
+            price="mistral",
+            model="mistral-large-latest",
         ),
         _openai_compatible("vllm", "vLLM", "http://localhost:8000/v1", "VLLM_API_KEY", requires_key=False, local=True),
         _openai_compatible(
@@ -179,6 +219,7 @@ PROFILES: dict[str, Profile] = {
             tool_call_ids=GEMINI_ID,
             schema_target="gemini",
             price_provider="google",
+            suggested_model="gemini-2.5-flash",
         ),
         Profile(
             name="vertex",
@@ -193,6 +234,7 @@ PROFILES: dict[str, Profile] = {
             schema_target="gemini",
             price_provider="google",
             notes=("options.project and options.location select the Vertex project and region",),
+            suggested_model="gemini-2.5-flash",
         ),
         Profile(
             name="ollama",
@@ -205,6 +247,7 @@ PROFILES: dict[str, Profile] = {
             tool_names=OLLAMA_NAME,
             tool_call_ids=OLLAMA_ID,
             schema_target="ollama",
+            suggested_model="llama3.1",
         ),
     )
 }

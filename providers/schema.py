@@ -1,21 +1,63 @@
 """The schema compiler: MCP tool definitions -> each provider's accepted form, with a loss report.
 
-PLACEHOLDER IMPLEMENTATION: the public API below is fixed; the internals are being replaced by the
-full compiler (JSON Schema 2020-12 -> per-target forms). Adapters depend only on this API.
+``compile_tools(tools, profile)`` turns every ``ToolSpec.input_schema`` (JSON Schema 2020-12 as MCP
+servers send it: ``$schema``, ``$defs``/``$ref``, ``anyOf``, type arrays, ``const``, ``format``,
+``default``, missing ``properties`` or no schema at all) into the form ``profile.schema_target`` accepts:
+
+* ``anthropic``, ``ollama``, ``openai`` (non-strict): JSON Schema with an object root, ``properties`` and
+  ``required`` present, refs inlined, metadata dropped. Ollama and OpenAI keep ``default``.
+* ``openai`` strict: when the profile accepts strict schemas and ``strict`` is None, a tool is strict
+  only if its schema qualifies without a change of meaning; ``strict=True`` forces it (documented
+  rewrites, recorded as losses) or raises ``ToolSchemaError``; ``strict=False`` never.
+* ``gemini``: ``schema_form="json_schema"`` (default) for ``parameters_json_schema``, or ``"openapi"``
+  for ``parameters`` (the OpenAPI subset google-genai's ``types.Schema`` and the Developer API accept).
+
+Whatever a target cannot take is moved into the description of the node it sat on ("format: uri;
+minLength: 3") or dropped, and every such change is a ``LossEntry`` whose ``path`` is a JSON pointer into
+the ORIGINAL schema. A schema a target cannot express at all raises ``ToolSchemaError`` (tool, provider,
+keyword) here, at translation time, instead of a 400 at run time. The rules are data in
+``_schema_rules.py``; the engine is ``_schema_compile.py``; names are ``_schema_names.py``.
+
+Results are cached by a fingerprint of the specs and the options, because adapters call
+``compile_tools`` on every request. Compiled toolsets are shared between callers: treat
+``CompiledTool.parameters`` as read-only (copy before changing it).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from providers._schema_compile import Compiler, NotQualified, StrictMode
+from providers._schema_names import DEFAULT_DIGITS, assign_names, map_name
+from providers._schema_rules import (
+    ANTHROPIC,
+    GEMINI_JSON,
+    GEMINI_OPENAPI,
+    OLLAMA,
+    OPENAI,
+    OPENAI_STRICT,
+    TargetRules,
+)
+from providers.errors import ToolSchemaError
 from providers.profiles import NameRule, Profile
 from providers.types import ToolSpec
 
 LossAction = Literal["moved_to_description", "dropped", "rewritten"]
+SchemaForm = Literal["json_schema", "openapi"]
+
+__all__ = [
+    "CompiledTool",
+    "CompiledToolset",
+    "LossEntry",
+    "compile_tools",
+    "format_loss_report",
+    "provider_tool_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +79,14 @@ class CompiledTool:
     spec: ToolSpec
     name: str  # the provider-side name
     description: str
-    parameters: dict[str, Any]  # the schema to send
+    parameters: dict[str, Any]  # the schema to send (shared and cached: do not mutate)
     strict: bool = False  # OpenAI strict mode
     strict_reason: str = ""  # why strict is on or off
     schema_form: Literal["json_schema", "openapi"] = "json_schema"  # Gemini: parameters_json_schema or parameters
     losses: tuple[LossEntry, ...] = ()
+    # Where each original keyword went: (original pointer, keyword, output pointer, how) with how one of
+    # kept / rewritten / described (moved into that output node's description).
+    trace: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +119,119 @@ def provider_tool_name(canonical: str, rule: NameRule) -> str:
     A name the rule already accepts is kept. Otherwise illegal characters become ``_`` and a hash of
     the full canonical name is appended (never a bare truncation), so distinct names stay distinct.
     """
-    if rule.accepts(canonical):
-        return canonical
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
-    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", canonical)
-    if not re.match(r"[a-zA-Z_]", cleaned):
-        cleaned = "t_" + cleaned
-    head = cleaned[: rule.max_length - len(digest) - 1]
-    return f"{head}_{digest}"
+    return map_name(canonical, rule, DEFAULT_DIGITS)
+
+
+# --------------------------------------------------------------------------- compiling one tool
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    provider: str
+    target: str
+    strict_tools: bool
+    strict: bool | None
+    form: SchemaForm
+
+
+@dataclass(frozen=True, slots=True)
+class _ToolBody:
+    """A compiled tool minus its name (names depend on the whole toolset)."""
+
+    parameters: dict[str, Any]
+    strict: bool
+    strict_reason: str
+    losses: tuple[tuple[str, str, str, str], ...]
+    trace: tuple[tuple[str, str, str, str], ...]
+
+
+def _rules_for(opts: _Options) -> TargetRules:
+    if opts.target == "gemini":
+        return GEMINI_OPENAPI if opts.form == "openapi" else GEMINI_JSON
+    return {"anthropic": ANTHROPIC, "openai": OPENAI, "ollama": OLLAMA}[opts.target]
+
+
+def _run(spec: ToolSpec, opts: _Options, rules: TargetRules, mode: StrictMode) -> _ToolBody:
+    result = Compiler(spec.name, opts.provider, rules, mode).compile(spec.input_schema)
+    strict = mode != "off"
+    if strict:
+        added = f"; {'; '.join(result.strict_notes)}" if result.strict_notes else ""
+        how = "forced by strict=True" if mode == "forced" else "schema qualifies without a change of meaning"
+        reason = f"strict: {how}{added}"
+    else:
+        reason = ""
+    return _ToolBody(result.parameters, strict, reason, tuple(result.losses), tuple(result.trace))
+
+
+def _compile_one(spec: ToolSpec, opts: _Options) -> _ToolBody:
+    rules = _rules_for(opts)
+    if opts.target != "openai":
+        reason = "strict mode not used: only the openai target has strict schemas in routekit"
+        body = _run(spec, opts, rules, "off")
+        return _with_reason(body, reason if opts.strict else "")
+    if not opts.strict_tools:
+        reason = f"strict mode off: provider {opts.provider} does not accept strict function schemas"
+        return _with_reason(_run(spec, opts, rules, "off"), reason)
+    if opts.strict is False:
+        return _with_reason(_run(spec, opts, rules, "off"), "strict mode off: strict=False requested")
+    if opts.strict is True:
+        return _run(spec, opts, OPENAI_STRICT, "forced")
+    try:
+        return _run(spec, opts, OPENAI_STRICT, "qualify")
+    except NotQualified as exc:
+        reason = f"strict mode off: {exc.keyword} at {exc.path or '(root)'}: {exc.reason}"
+        return _with_reason(_run(spec, opts, rules, "off"), reason)
+
+
+def _with_reason(body: _ToolBody, reason: str) -> _ToolBody:
+    return _ToolBody(body.parameters, body.strict, reason, body.losses, body.trace)
+
+
+# --------------------------------------------------------------------------- caches
+
+
+class _Lru:
+    """A small thread-safe LRU map (compile_tools may be called from worker threads)."""
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_TOOLSETS = _Lru(256)
+_BODIES = _Lru(4096)
+
+
+def _fingerprint(spec: ToolSpec) -> bytes:
+    return hashlib.blake2b(spec.model_dump_json().encode(), digest_size=16).digest()
+
+
+def clear_cache() -> None:
+    """Forget every compiled result (tests; a long-running process never needs it)."""
+    _TOOLSETS.clear()
+    _BODIES.clear()
+
+
+# --------------------------------------------------------------------------- public entry point
 
 
 def compile_tools(
@@ -89,26 +239,82 @@ def compile_tools(
     profile: Profile,
     *,
     strict: bool | None = None,
+    schema_form: Literal["json_schema", "openapi"] | None = None,
 ) -> CompiledToolset:
-    """Compile ``tools`` for ``profile``'s schema target. Raises ``ToolSchemaError`` for inexpressible schemas."""
+    """Compile ``tools`` for ``profile``'s schema target. Raises ``ToolSchemaError`` for inexpressible schemas.
+
+    ``strict``: None = strict where the schema qualifies (profiles with ``strict_tools``), True = strict
+    or ToolSchemaError, False = never. ``schema_form`` (Gemini only): None = ``"json_schema"``.
+    """
+    form: SchemaForm = schema_form or "json_schema"
+    if profile.schema_target != "gemini":
+        form = "json_schema"
+    opts = _Options(profile.name, profile.schema_target, profile.strict_tools, strict, form)
     rule = profile.tool_names
-    compiled: list[CompiledTool] = []
-    to_canonical: dict[str, str] = {}
-    to_provider: dict[str, str] = {}
+    prints = [_fingerprint(spec) for spec in tools]
+    key = (opts, rule.pattern.pattern, rule.max_length, b"".join(prints))
+    cached: CompiledToolset | None = _TOOLSETS.get(key)
+    if cached is not None:
+        return cached
+    toolset = _build(tools, prints, opts, rule)
+    _TOOLSETS.put(key, toolset)
+    return toolset
+
+
+def _build(tools: Sequence[ToolSpec], prints: list[bytes], opts: _Options, rule: NameRule) -> CompiledToolset:
+    seen: set[str] = set()
     for spec in tools:
-        name = provider_tool_name(spec.name, rule)
-        schema = dict(spec.input_schema or {"type": "object", "properties": {}})
-        schema.pop("$schema", None)
-        schema.setdefault("type", "object")
-        if schema.get("type") == "object":
-            schema.setdefault("properties", {})
-        compiled.append(CompiledTool(spec=spec, name=name, description=spec.description, parameters=schema))
-        to_canonical[name] = spec.name
-        to_provider[spec.name] = name
+        if spec.name in seen:
+            raise ToolSchemaError(spec.name, opts.provider, "name", "two tools share this canonical name")
+        seen.add(spec.name)
+    try:
+        names = assign_names([spec.name for spec in tools], rule)
+    except ValueError as exc:  # pragma: no cover - needs a full SHA-256 collision
+        raise ToolSchemaError("?", opts.provider, "name", str(exc)) from None
+    compiled: list[CompiledTool] = []
+    for spec, fingerprint in zip(tools, prints, strict=True):
+        body: _ToolBody | None = _BODIES.get((opts, fingerprint))
+        if body is None:
+            body = _compile_one(spec, opts)
+            _BODIES.put((opts, fingerprint), body)
+        losses = tuple(LossEntry(spec.name, opts.target, p, k, a, d) for p, k, a, d in body.losses)  # type: ignore[arg-type]
+        compiled.append(
+            CompiledTool(
+                spec=spec,
+                name=names[spec.name],
+                description=spec.description or spec.title or "",
+                parameters=body.parameters,
+                strict=body.strict,
+                strict_reason=body.strict_reason,
+                schema_form=opts.form,
+                losses=losses,
+                trace=body.trace,
+            )
+        )
     return CompiledToolset(
-        target=profile.schema_target,
+        target=opts.target,
         tools=tuple(compiled),
-        _to_canonical=to_canonical,
-        _to_provider=to_provider,
+        _to_canonical={name: canonical for canonical, name in names.items()},
+        _to_provider=dict(names),
         name_rule=rule,
     )
+
+
+# --------------------------------------------------------------------------- loss report
+
+
+def format_loss_report(toolset: CompiledToolset) -> str:
+    """A human-readable report of names, strict decisions and losses (``routekit mcp tools``)."""
+    lines = [f"target {toolset.target}: {len(toolset.tools)} tools, {len(toolset.losses)} schema changes"]
+    for tool in toolset.tools:
+        renamed = f" -> {tool.name}" if tool.name != tool.spec.name else ""
+        lines.append(f"{tool.spec.name}{renamed} [{tool.schema_form}{', strict' if tool.strict else ''}]")
+        if tool.strict_reason:
+            lines.append(f"  {tool.strict_reason}")
+        if not tool.losses:
+            lines.append("  no losses")
+        for loss in tool.losses:
+            where = loss.path or "(root)"
+            action = loss.action.replace("_", " ")
+            lines.append(f"  {action}: {loss.keyword} at {where} - {loss.detail}")
+    return "\n".join(lines)

@@ -39,6 +39,14 @@ class _PendingCall:
     parsed: dict[str, Any] | None = None
     provider_data: ProviderData | None = None
 
+    @property
+    def arguments_complete(self) -> bool:
+        """Whether the arguments received so far already form a whole JSON object."""
+        if self.parsed is not None:
+            return True
+        text = "".join(self.fragments)
+        return bool(text.strip()) and parse_arguments(text)[1] is None
+
 
 class ToolCallAssembler:
     """Collects tool-call fragments of one response and yields complete ``ToolCallPart`` objects."""
@@ -62,6 +70,12 @@ class ToolCallAssembler:
     ) -> int:
         """Add one fragment; returns the position of the call it belongs to (0-based, stable)."""
         call = self._find(index, id)
+        starts_call = not id and bool(name) and arguments not in (None, "")
+        if call is not None and starts_call and call.name and call.arguments_complete:
+            # A named fragment without an id after a finished call is the next call (Ollama sends whole
+            # calls with neither id nor a distinct index); servers that repeat the name on every fragment
+            # of one call never reach this point because that call's arguments are not complete yet.
+            call = None
         if call is None:
             call = _PendingCall(position=len(self._calls), index=index, id=id or None)
             self._calls.append(call)

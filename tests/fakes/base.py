@@ -129,7 +129,9 @@ class FakeProviderServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"fake-{self.provider}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.02,), name=f"fake-{self.provider}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -252,14 +254,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_whole(self, rendered: Rendered, extra_headers: dict[str, str] | None = None) -> None:
         body = rendered.body or b""
+        try:
+            self._send_head(rendered, body, extra_headers)
+            self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. a delay fault)
+            self.close_connection = True
+
+    def _send_head(self, rendered: Rendered, body: bytes, extra_headers: dict[str, str] | None) -> None:
         self.send_response(rendered.status)
         self.send_header("content-type", rendered.content_type)
         self.send_header("content-length", str(len(body)))
         for key, value in {**rendered.headers, **(extra_headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
 
     def _send_stream(self, rendered: Rendered, fault: Fault | None) -> None:
         fake = self.fake

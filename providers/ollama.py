@@ -1,0 +1,520 @@
+"""Ollama adapter (official ``ollama`` SDK 0.6.3, ``/api/chat``).
+
+Wire facts this module relies on (see /work/shared/reference/provider-wire-formats.md §0 and §5):
+
+* Tool calls carry no ids. They arrive whole (arguments already a JSON object), several possibly in one
+  NDJSON line. routekit gives each call a fresh id, and sends results back as ``role: tool`` messages
+  with ``tool_name``, in the order of the calls.
+* Usage exists only on the final ``done: true`` object: ``prompt_eval_count`` (input) and
+  ``eval_count`` (output). Ollama omits ``prompt_eval_count`` when the whole prompt came from its
+  cache, so an absent count stays ``None`` (unknown), never 0.
+* A stream that ends without the ``done: true`` line was cut short.
+* The SDK does not retry, and raises ``ResponseError(text, status)`` for HTTP errors and
+  ``ResponseError(text, -1)`` for an ``{"error": ...}`` line in a stream. Transport and JSON errors
+  come through raw (``httpx.*``, ``json.JSONDecodeError``; ``ConnectionError`` for refused
+  connections outside streams).
+
+Why the request goes through ``AsyncClient._request`` instead of ``AsyncClient.chat``: ``chat()``
+re-validates tools through ``ollama.Tool``, whose ``Parameters.Property`` model keeps only
+``type/items/description/enum`` and silently drops nested ``properties`` (ollama/ollama-python#429,
+#724 open at 0.6.3), while the Ollama server accepts nested properties (ollama/ollama#13508). MCP tools
+use nested objects routinely, so routekit sends the body it built (the same JSON ``chat()`` would send,
+minus the loss) through the SDK's own request method: same transport, NDJSON parser and errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+from ollama import AsyncClient, ChatResponse, ListResponse
+from pydantic import ValidationError
+
+from providers.base import ProviderConfig
+from providers.errors import (
+    BadRequest,
+    ConfigError,
+    ContextTooLong,
+    ModelNotFound,
+    ProviderError,
+    StreamInterrupted,
+    Timeout,
+    Unavailable,
+    error_for_status,
+    looks_like_context_overflow,
+    parse_retry_after,
+)
+from providers.history import normalize_history
+from providers.schema import CompiledToolset, compile_tools
+from providers.stream import ToolCallAssembler, new_call_id
+from providers.types import (
+    AudioPart,
+    CheckResult,
+    ForceTool,
+    ImagePart,
+    Message,
+    ModelInfo,
+    ModelRequest,
+    ModelResponse,
+    ResourcePart,
+    ResponseDone,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolCallReady,
+    ToolResultPart,
+    Usage,
+    UsageReport,
+)
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104 - compared, not bound
+# Hosted Ollama (ollama.com) refuses unauthenticated calls; a local server needs no key.
+_HOSTED_SUFFIX = "ollama.com"
+# Ollama's `think` takes true/false or a level; the levels it knows are low, medium and high.
+_THINK_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+# Errors the SDK (and the httpx client it wraps) can raise from a request or from a stream.
+_SDK_ERRORS = (ollama.ResponseError, ollama.RequestError, httpx.HTTPError, ConnectionError, ValueError)
+
+
+class OllamaProvider:
+    """routekit's adapter for a local or hosted Ollama server."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.provider
+        self.config = config
+        self.profile = config.profile
+        self._host = config.base_url or os.environ.get("OLLAMA_HOST") or self.profile.default_base_url or ""
+        key = config.resolve_api_key()
+        if key is None and _is_hosted(self._host):
+            raise ConfigError(
+                f"no API key for hosted Ollama at {self._host}: set the environment variable "
+                f"{config.key_env_var or 'OLLAMA_API_KEY'} or give the config an api_key."
+            )
+        headers = dict(config.extra_headers)
+        if key and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = f"Bearer {key}"
+        # The SDK never retries; httpx's transport does not either (retries=0), so each call is one attempt.
+        timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        self._client = AsyncClient(host=self._host or None, headers=headers, timeout=timeout)
+        self._secrets = config.secrets()
+
+    def __repr__(self) -> str:
+        return f"OllamaProvider(name={self.name!r}, host={self._host!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        model = self.config.resolve_model(request.model or None)
+        toolset, body = self._build_body(request, model, stream=False)
+        try:
+            chunk: ChatResponse = await self._client._request(ChatResponse, "POST", "/api/chat", json=body)
+        except _SDK_ERRORS as exc:
+            raise await self._map_error(exc, model) from None
+        return self._response_from_chunk(chunk, toolset, model)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        model = self.config.resolve_model(request.model or None)
+        toolset, body = self._build_body(request, model, stream=True)
+        state = _StreamState(model)
+        chunks: AsyncIterator[ChatResponse] = await self._client._request(
+            ChatResponse, "POST", "/api/chat", json=body, stream=True
+        )
+        try:
+            while True:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except _SDK_ERRORS as exc:
+                    error = await self._map_error(exc, model, streaming=True, started=state.chunks > 0)
+                    if state.chunks or isinstance(error, StreamInterrupted):
+                        error.partial = self._partial(state)
+                    raise error from None
+                state.chunks += 1
+                for event in self._events_for_chunk(chunk, state, toolset):
+                    yield event
+                if state.done is not None:
+                    yield ResponseDone(response=state.done)
+                    return
+        finally:
+            # Closes the HTTP response on every exit, including a consumer that stops iterating early.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        raise StreamInterrupted(
+            "the NDJSON stream ended without its final `done: true` object",
+            provider=self.name,
+            model=model,
+            partial=self._partial(state),
+            secrets=self._secrets,
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        try:
+            listing: ListResponse = await self._client.list()
+        except _SDK_ERRORS as exc:
+            raise await self._map_error(exc, None, fetch_models=False) from None
+        return [ModelInfo(id=m.model, provider=self.name) for m in listing.models if m.model]
+
+    async def check(self) -> CheckResult:
+        """Reach the server and list installed models (GET /api/tags): no tokens spent, no key needed locally."""
+        try:
+            models = await self.list_models()
+        except ProviderError as exc:
+            return CheckResult(ok=False, provider=self.name, detail=str(exc))
+        detail = f"Ollama at {self._host} answered; {len(models)} model(s) installed"
+        if not models:
+            detail += "; pull one with `ollama pull <model>`"
+        return CheckResult(ok=True, provider=self.name, detail=detail, models_visible=len(models))
+
+    async def aclose(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]  # untyped in ollama 0.6.3
+
+    # ------------------------------------------------------------------ request
+
+    def _build_body(self, request: ModelRequest, model: str, *, stream: bool) -> tuple[CompiledToolset, dict[str, Any]]:
+        """The /api/chat body, shaped like ``ChatRequest.model_dump(exclude_none=True)`` in the SDK."""
+        toolset = compile_tools(request.tools, self.profile, strict=request.strict_tools)
+        messages: list[dict[str, Any]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        history = normalize_history(request.messages, self.profile)
+        previous_calls: list[ToolCallPart] = []
+        for message in history:
+            messages.extend(self._wire_messages(message, toolset, previous_calls, model))
+            if message.role == "assistant":
+                previous_calls = message.tool_calls
+        body: dict[str, Any] = {
+            "model": model,
+            "stream": stream,
+            "messages": messages,
+            "tools": self._wire_tools(request, toolset, model),
+        }
+        options = self._options(request)
+        if options:
+            body["options"] = options
+        if request.thinking is not None:
+            thinking = request.thinking
+            body["think"] = _THINK_LEVELS[thinking.effort] if thinking.enabled and thinking.effort else thinking.enabled
+        keep_alive = self.config.options.get("keep_alive")
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        return toolset, body
+
+    def _options(self, request: ModelRequest) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        num_ctx = self.config.options.get("num_ctx")
+        if num_ctx is not None:
+            options["num_ctx"] = num_ctx
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.stop:
+            options["stop"] = list(request.stop)
+        return options
+
+    def _wire_tools(self, request: ModelRequest, toolset: CompiledToolset, model: str) -> list[dict[str, Any]]:
+        """Tools for the body. Ollama has no tool_choice and no parallel_tool_calls switch.
+
+        "none" sends no tools; ForceTool sends only that tool (the model can still answer in text: Ollama
+        cannot force a call); "required" keeps every tool, since Ollama cannot force a call at all.
+        """
+        choice = request.tool_choice
+        tools = toolset.tools
+        if choice == "none":
+            return []
+        if isinstance(choice, ForceTool):
+            tools = tuple(t for t in tools if t.spec.name == choice.name)
+            if not tools:
+                offered = ", ".join(t.spec.name for t in toolset.tools) or "none"
+                self._bad_request(
+                    f"tool_choice forces tool {choice.name!r}, which is not offered (offered: {offered})", model
+                )
+        return [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in tools
+        ]
+
+    def _wire_messages(
+        self, message: Message, toolset: CompiledToolset, previous_calls: Sequence[ToolCallPart], model: str
+    ) -> list[dict[str, Any]]:
+        results = message.tool_results
+        out = self._wire_results(results, toolset, previous_calls) if results else []
+        texts: list[str] = []
+        thinking: list[str] = []
+        images: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for part in message.parts:
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, ImagePart):
+                images.append(self._wire_image(part, model))
+            elif isinstance(part, ThinkingPart):
+                if part.text:
+                    thinking.append(part.text)
+            elif isinstance(part, ToolCallPart):
+                name = toolset.provider_name(part.name)
+                calls.append({"function": {"name": name, "arguments": part.arguments}})
+            elif isinstance(part, ResourcePart):
+                texts.append(_describe_resource(part))
+            elif isinstance(part, AudioPart):
+                self._bad_request("Ollama does not accept audio input; remove the audio part", model)
+        if not (texts or images or calls or thinking):
+            return out
+        role = "assistant" if message.role == "assistant" else "user"
+        wire: dict[str, Any] = {"role": role}
+        # Empty fields are left out, as the SDK does (`_copy_messages` drops falsy values).
+        content = "\n".join(t for t in texts if t)
+        if content:
+            wire["content"] = content
+        if thinking and role == "assistant":
+            wire["thinking"] = "\n".join(thinking)
+        if images:
+            wire["images"] = images
+        if calls and role == "assistant":
+            wire["tool_calls"] = calls
+        out.append(wire)
+        return out
+
+    @staticmethod
+    def _wire_results(
+        results: list[ToolResultPart], toolset: CompiledToolset, previous_calls: Sequence[ToolCallPart]
+    ) -> list[dict[str, Any]]:
+        """Tool messages in the order of the calls they answer: Ollama matches results by position."""
+        order = {call.id: i for i, call in enumerate(previous_calls)}
+        ordered = sorted(results, key=lambda r: order.get(r.call_id, len(order)))
+        wire: list[dict[str, Any]] = []
+        for result in ordered:
+            text = result.text()
+            # Ollama has no error flag on tool messages; say it in the content so the model sees it.
+            if result.is_error:
+                text = f"Error: {text}" if text else "Error: the tool call failed"
+            wire.append({"role": "tool", "content": text, "tool_name": toolset.provider_name(result.name)})
+        return wire
+
+    def _wire_image(self, part: ImagePart, model: str) -> str:
+        if part.data is None:
+            self._bad_request(
+                f"Ollama accepts images only as inline bytes, not URLs ({part.url}); "
+                "download the image and pass its bytes",
+                model,
+            )
+        return base64.b64encode(part.data).decode("ascii")
+
+    def _bad_request(self, message: str, model: str) -> NoReturn:
+        raise BadRequest(message, provider=self.name, model=model, secrets=self._secrets)
+
+    # ------------------------------------------------------------------ response
+
+    def _response_from_chunk(self, chunk: ChatResponse, toolset: CompiledToolset, model: str) -> ModelResponse:
+        msg = chunk.message
+        parts: list[ThinkingPart | TextPart | ToolCallPart] = []
+        if msg.thinking:
+            parts.append(ThinkingPart(text=msg.thinking, provider=self.name))
+        if msg.content:
+            parts.append(TextPart(text=msg.content))
+        for call in msg.tool_calls or ():
+            name = toolset.canonical_name(call.function.name)
+            parts.append(ToolCallPart(id=new_call_id(), name=name, arguments=dict(call.function.arguments)))
+        has_calls = bool(msg.tool_calls)
+        return ModelResponse(
+            message=Message(role="assistant", parts=list(parts)),
+            usage=_usage(chunk),
+            stop_reason=_stop_reason(chunk.done_reason, has_calls),
+            raw_stop_reason=chunk.done_reason,
+            model=chunk.model or model,
+            provider=self.name,
+        )
+
+    def _events_for_chunk(
+        self, chunk: ChatResponse, state: _StreamState, toolset: CompiledToolset
+    ) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        msg = chunk.message
+        if chunk.model:
+            state.model = chunk.model
+        if msg.thinking:
+            state.thinking.append(msg.thinking)
+            events.append(ThinkingDelta(text=msg.thinking))
+        if msg.content:
+            state.text.append(msg.content)
+            events.append(TextDelta(text=msg.content))
+        for call in msg.tool_calls or ():
+            # Whole calls, no ids, all "at index 0": each one is a new call with a fresh id (two calls
+            # of the same tool must stay two calls).
+            call_id = new_call_id()
+            name = toolset.canonical_name(call.function.name)
+            arguments = dict(call.function.arguments)
+            position = state.calls.add(id=call_id, name=name, arguments=arguments)
+            events.append(ToolCallDelta(index=position, id=call_id, name=name, arguments_delta=json.dumps(arguments)))
+            events.append(ToolCallReady(call=ToolCallPart(id=call_id, name=name, arguments=arguments)))
+        if chunk.done:
+            usage = _usage(chunk)
+            events.append(UsageReport(usage=usage))
+            state.done = self._assemble(
+                state, usage, _stop_reason(chunk.done_reason, len(state.calls) > 0), chunk.done_reason
+            )
+        return events
+
+    def _assemble(self, state: _StreamState, usage: Usage, stop: StopReason, raw: str | None) -> ModelResponse:
+        parts: list[ThinkingPart | TextPart | ToolCallPart] = []
+        if state.thinking:
+            parts.append(ThinkingPart(text="".join(state.thinking), provider=self.name))
+        if state.text:
+            parts.append(TextPart(text="".join(state.text)))
+        parts.extend(state.calls.complete())
+        return ModelResponse(
+            message=Message(role="assistant", parts=list(parts)),
+            usage=usage,
+            stop_reason=stop,
+            raw_stop_reason=raw,
+            model=state.model,
+            provider=self.name,
+        )
+
+    def _partial(self, state: _StreamState) -> ModelResponse:
+        return self._assemble(state, Usage(), "other", None)
+
+    # ------------------------------------------------------------------ errors
+
+    async def _map_error(
+        self,
+        exc: BaseException,
+        model: str | None,
+        *,
+        streaming: bool = False,
+        started: bool = False,
+        fetch_models: bool = True,
+    ) -> ProviderError:
+        """Every SDK, transport and parsing failure as one routekit error (scrubbed).
+
+        ``streaming``: raised while reading a stream (a JSON error there always means a broken stream);
+        ``started``: at least one stream line had arrived (a transport error then interrupts the stream).
+        """
+        common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
+        if isinstance(exc, ollama.ResponseError):
+            return await self._map_response_error(exc, common, fetch_models=fetch_models)
+        if isinstance(exc, httpx.TimeoutException):
+            what = "stopped sending mid-stream" if started else "did not answer"
+            return Timeout(f"Ollama at {self._host} {what} within {self.config.timeout:g}s", **common)
+        # The SDK turns httpx.ConnectError into a bare ConnectionError outside streams; inside, it is raw.
+        if isinstance(exc, httpx.ConnectError | ConnectionRefusedError) or type(exc) is ConnectionError:
+            return Unavailable(self._connect_hint(), **common)
+        if isinstance(exc, httpx.HTTPError | ConnectionError):
+            if started:
+                return StreamInterrupted(f"the connection broke mid-stream ({type(exc).__name__}: {exc})", **common)
+            return Unavailable(f"request to Ollama at {self._host} failed ({type(exc).__name__}: {exc})", **common)
+        if isinstance(exc, ValueError):  # json.JSONDecodeError, pydantic ValidationError
+            what = "a stream line that is not a valid chat chunk" if streaming else "a body that is not a chat response"
+            detail = "not JSON" if isinstance(exc, json.JSONDecodeError) else _validation_summary(exc)
+            cls = StreamInterrupted if streaming else Unavailable
+            return cls(f"Ollama at {self._host} sent {what} ({detail}); is a proxy in the way?", **common)
+        return Unavailable(f"unexpected failure talking to Ollama ({type(exc).__name__})", **common)
+
+    async def _map_response_error(
+        self, exc: ollama.ResponseError, common: dict[str, Any], *, fetch_models: bool
+    ) -> ProviderError:
+        message = str(exc.error)
+        status = exc.status_code
+        headers = _error_headers(exc)
+        common["retry_after"] = parse_retry_after(headers) if headers is not None else None
+        common["request_id"] = headers.get("x-request-id") if headers is not None else None
+        lowered = message.lower()
+        model_missing = "model" in lowered and "not found" in lowered
+        if status > 0:
+            common["status_code"] = status
+            cls = error_for_status(status, message, model_missing=model_missing)
+        elif model_missing:  # an {"error": ...} line inside a 200 stream
+            cls = ModelNotFound
+        elif looks_like_context_overflow(message):
+            cls = ContextTooLong
+        else:
+            cls = Unavailable
+        if cls is ModelNotFound:
+            available = await self._available_models() if fetch_models else []
+            pull = f"; pull it with `ollama pull {common['model']}`" if common.get("model") else ""
+            return ModelNotFound(message + pull, available=available, **common)
+        return cls(message, **common)
+
+    async def _available_models(self) -> list[str]:
+        try:
+            return [m.id for m in await self.list_models()]
+        except ProviderError:
+            return []
+
+    def _connect_hint(self) -> str:
+        host = urlsplit(self._host if "://" in self._host else f"http://{self._host}").hostname or ""
+        if host in _LOCAL_HOSTS:
+            return f"Ollama is not running at {self._host} (connection refused); start it with `ollama serve`"
+        return f"could not connect to Ollama at {self._host}; check base_url and that the server is up"
+
+
+class _StreamState:
+    """What one stream has produced so far (for ResponseDone and for StreamInterrupted.partial)."""
+
+    __slots__ = ("calls", "chunks", "done", "model", "text", "thinking")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+        self.calls = ToolCallAssembler()
+        self.chunks = 0
+        self.done: ModelResponse | None = None
+
+
+def _usage(chunk: ChatResponse) -> Usage:
+    # Absent counts are unknown (None): Ollama drops prompt_eval_count when the prompt was fully cached.
+    return Usage(input_tokens=chunk.prompt_eval_count, output_tokens=chunk.eval_count)
+
+
+def _stop_reason(done_reason: str | None, has_calls: bool) -> StopReason:
+    if done_reason == "length":
+        return "max_tokens"
+    if done_reason in (None, "stop"):
+        return "tool_use" if has_calls else "end_turn"
+    return "other"  # "load" / "unload" come only from empty requests
+
+
+def _is_hosted(host: str) -> bool:
+    hostname = urlsplit(host if "://" in host else f"http://{host}").hostname or ""
+    return hostname == _HOSTED_SUFFIX or hostname.endswith("." + _HOSTED_SUFFIX)
+
+
+def _error_headers(exc: ollama.ResponseError) -> Mapping[str, str] | None:
+    """Response headers of an HTTP error: the SDK raises ``ResponseError(...) from None`` inside its
+    ``except httpx.HTTPStatusError`` block, so the original stays reachable as ``__context__``."""
+    context = exc.__context__
+    if isinstance(context, httpx.HTTPStatusError):
+        return context.response.headers
+    return None
+
+
+def _validation_summary(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        return f"{exc.error_count()} validation error(s)"
+    return type(exc).__name__
+
+
+def _describe_resource(part: ResourcePart) -> str:
+    label = part.name or part.title or part.uri
+    if part.text is not None:
+        return f"[resource {label} ({part.uri})]\n{part.text}"
+    return f"[resource link {label}: {part.uri}]"

@@ -1,0 +1,63 @@
+"""The small database interface the repositories are written against.
+
+Repositories write SQL once, with ``?`` placeholders; each backend adapts it (asyncpg wants ``$1``).
+Work is handed to the backend as a function of a :class:`Conn` so that the backend decides how to run
+it: SQLite groups concurrent writes into one transaction (group commit) and retries on a locked
+database; PostgreSQL runs each in its own pooled transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Conn(Protocol):
+    """One connection inside a transaction (writes) or a snapshot-less read."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+    async def rowcount(self, sql: str, *args: Any) -> int:
+        """Execute and return the number of rows changed."""
+        ...
+
+
+class Database(Protocol):
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def description(self) -> str:
+        """The database for messages: never contains a password."""
+        ...
+
+    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` in a write transaction; committed (durably) when this returns."""
+        ...
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> None:
+        """One durable single-row insert (backends may merge concurrent ones into one commit)."""
+        ...
+
+    async def read(self, fn: Callable[[Conn], Awaitable[T]]) -> T: ...
+
+    async def migrate(self, target: int | None = None) -> int:
+        """Apply pending migrations (up to ``target``); returns the schema version afterwards."""
+        ...
+
+    async def close(self) -> None: ...

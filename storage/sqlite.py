@@ -1,0 +1,296 @@
+"""SQLite backend (aiosqlite): WAL, durable commits, group commit, and no "database is locked" for callers.
+
+* One writer connection. Concurrent writes in this process are grouped into one transaction (each in
+  its own savepoint, so one failing write does not undo the others) and committed together: one fsync
+  for many writes, and every caller returns only after its write is durable (``synchronous=FULL``).
+* Writes start with ``BEGIN IMMEDIATE`` so the lock is taken up front; when another *process* holds it,
+  the busy timeout waits and a retry loop with backoff waits longer. Callers see :class:`StorageBusy`
+  (with advice) only after ``patience`` seconds, never SQLite's raw "database is locked".
+* A few reader connections serve reads concurrently (WAL readers do not block the writer).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import aiosqlite
+import anyio
+
+from storage import migrations as _migrations
+from storage._db import Conn, Row
+from storage.errors import DatabaseUnavailable, StorageBusy
+
+T = TypeVar("T")
+
+_BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
+
+
+class _SQLiteConn:
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(sql, args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows = await self._conn.execute_fetchall(sql, args)
+        return [dict(r) for r in rows]
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        async with self._conn.execute(sql, args) as cursor:
+            row = await cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._conn.execute(sql, args) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+    async def rowcount(self, sql: str, *args: Any) -> int:
+        async with self._conn.execute(sql, args) as cursor:
+            return cursor.rowcount
+
+
+@dataclass
+class _Pending:
+    fn: Callable[[Conn], Awaitable[Any]]
+    bulk: tuple[str, tuple[Any, ...]] | None = None  # (sql, params) of a mergeable one-row insert
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class SQLiteDatabase:
+    """A SQLite file opened for routekit. Use :func:`storage.open_store` rather than this class directly."""
+
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 5.0, patience: float = 60.0, readers: int = 4, durable: bool = True
+    ) -> None:
+        self.path = path
+        self.description = f"sqlite:///{path}"
+        self._busy_ms = int(busy_timeout * 1000)
+        self._patience = patience
+        self._reader_count = readers
+        self._durable = durable
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._free: list[aiosqlite.Connection] = []
+        self._reader_slots = anyio.Semaphore(readers)
+        self._queue: list[_Pending] = []
+        self._flushing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
+        return conn
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await self._connect()
+            await self._retry_busy(lambda: self._pragma_wal())
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise DatabaseUnavailable(
+                f"cannot open SQLite database {self.path}: {exc}. Check that the directory exists and is writable."
+            ) from None
+
+    async def _pragma_wal(self) -> None:
+        assert self._writer is not None
+        async with self._writer.execute("PRAGMA journal_mode = WAL") as cursor:
+            row = await cursor.fetchone()
+        if row is None or str(row[0]).lower() != "wal":
+            raise DatabaseUnavailable(f"SQLite database {self.path} could not switch to WAL mode")
+
+    async def _open_readers(self) -> None:
+        for _ in range(self._reader_count):
+            conn = await self._connect()
+            await conn.execute("PRAGMA query_only = ON")
+            self._readers.append(conn)
+            self._free.append(conn)
+
+    async def close(self) -> None:
+        conns = [*self._readers, *([self._writer] if self._writer else [])]
+        self._readers, self._free, self._writer = [], [], None
+        for conn in conns:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    # ------------------------------------------------------------------ retries
+
+    async def _retry_busy(self, op: Callable[[], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self._patience
+        delay = 0.005
+        while True:
+            try:
+                return await op()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StorageBusy(
+                        f"SQLite database {self.path} stayed locked by another process for {self._patience:.0f} s. "
+                        "Another routekit may be running a long write; retry, or use PostgreSQL for several instances."
+                    ) from None
+            await anyio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+    async def _begin_immediate(self) -> None:
+        assert self._writer is not None
+        await self._retry_busy(lambda: self._writer.execute("BEGIN IMMEDIATE"))  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ migrations
+
+    async def migrate(self, target: int | None = None) -> int:
+        assert self._writer is not None
+        writer = self._writer
+        conn = _SQLiteConn(writer)
+        await self._begin_immediate()
+        try:
+            await conn.execute(_migrations.CREATE_TABLE)
+            current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
+            todo = _migrations.pending("sqlite", current, target, self.description)
+            for migration in todo:
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    migration.version,
+                    migration.name,
+                    time.time(),
+                )
+                current = migration.version
+            await writer.execute("COMMIT")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await writer.execute("ROLLBACK")
+            raise
+        if not self._readers:
+            await self._open_readers()
+        return current
+
+    # ------------------------------------------------------------------ work
+
+    async def read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._reader_slots:
+            conn = self._free.pop()
+            try:
+                return await self._retry_busy(lambda: fn(_SQLiteConn(conn)))
+            finally:
+                self._free.append(conn)
+
+    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._enqueue(_Pending(fn))  # type: ignore[no-any-return]
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> None:
+        """A durable one-row insert; concurrent inserts with the same SQL share one ``executemany``."""
+        await self._enqueue(_Pending(_no_fn, bulk=(sql, tuple(params))))
+
+    async def _enqueue(self, item: _Pending) -> Any:
+        self._queue.append(item)
+        if not self._flushing:
+            # This caller leads: it commits everything queued (its own write included) until the queue is
+            # empty. Shielded so that cancelling the leader cannot strand the writes it picked up.
+            self._flushing = True
+            try:
+                with anyio.CancelScope(shield=True):
+                    while self._queue:
+                        batch, self._queue = self._queue, []
+                        await self._flush(batch)
+            finally:
+                self._flushing = False
+        await item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        """Commit the whole batch at once; if any write in it fails, redo them one transaction each.
+
+        The redo is safe because the failed attempt was rolled back entirely; it keeps the common case
+        (nothing fails) at one BEGIN, the statements, and one COMMIT.
+        """
+        try:
+            try:
+                await self._transaction(batch)
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for item in batch:
+                    try:
+                        await self._transaction([item])
+                    except Exception as exc:
+                        item.error = exc
+        except Exception as exc:
+            for item in batch:
+                if item.error is None:
+                    item.error = exc
+        finally:
+            for item in batch:
+                item.done.set()
+
+    async def _transaction(self, batch: list[_Pending]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise DatabaseUnavailable(f"{self.description} is closed")
+        await self._begin_immediate()
+        conn = _SQLiteConn(writer)
+        try:
+            i = 0
+            while i < len(batch):
+                item = batch[i]
+                if item.bulk is None:
+                    item.result = await item.fn(conn)
+                    i += 1
+                    continue
+                sql = item.bulk[0]
+                j = i
+                while j < len(batch) and batch[j].bulk is not None and batch[j].bulk[0] == sql:  # type: ignore[index]
+                    j += 1
+                await writer.executemany(sql, [b.bulk[1] for b in batch[i:j]])  # type: ignore[index]
+                i = j
+            await self._retry_busy(lambda: writer.execute("COMMIT"))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await writer.execute("ROLLBACK")
+            raise
+
+
+async def _no_fn(conn: Conn) -> None:
+    return None
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a plain path."""
+    if url.startswith("sqlite://"):
+        rest = url.removeprefix("sqlite://")
+        if not rest.startswith("/"):
+            raise DatabaseUnavailable(f"malformed SQLite URL {url!r}: use sqlite:///path/to/file.db")
+        rest = rest[1:]
+        return Path(rest) if rest else Path("routekit.db")
+    return Path(url)
+
+
+__all__ = ["SQLiteDatabase", "sqlite_path_from_url"]
