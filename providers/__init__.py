@@ -21,7 +21,19 @@ from providers.errors import (
     ToolSchemaError,
     Unavailable,
 )
+from providers.history import GEMINI_SKIP_SIGNATURE, normalize_history
 from providers.profiles import PROFILES, Profile, get_profile
+from providers.resilience import (
+    Attempt,
+    Breakers,
+    CircuitBreaker,
+    FallbackTarget,
+    FallingBack,
+    ResilientModel,
+    Retrying,
+    RetryPolicy,
+)
+from providers.schema import CompiledToolset, LossEntry, compile_tools, format_loss_report
 from providers.types import (
     AudioPart,
     CheckResult,
@@ -53,15 +65,23 @@ from providers.types import (
 )
 
 __all__ = [
+    "GEMINI_SKIP_SIGNATURE",
     "PROFILES",
+    "Attempt",
     "AudioPart",
     "AuthenticationError",
     "BadRequest",
+    "Breakers",
     "CheckResult",
+    "CircuitBreaker",
+    "CompiledToolset",
     "ConfigError",
     "ContextTooLong",
+    "FallbackTarget",
+    "FallingBack",
     "ForceTool",
     "ImagePart",
+    "LossEntry",
     "Message",
     "ModelInfo",
     "ModelNotFound",
@@ -75,8 +95,11 @@ __all__ = [
     "ProviderData",
     "ProviderError",
     "RateLimited",
+    "ResilientModel",
     "ResourcePart",
     "ResponseDone",
+    "RetryPolicy",
+    "Retrying",
     "RoutekitError",
     "StopReason",
     "StreamEvent",
@@ -98,6 +121,9 @@ __all__ = [
     "Unavailable",
     "Usage",
     "UsageReport",
+    "compile_tools",
     "create_provider",
+    "format_loss_report",
     "get_profile",
+    "normalize_history",
 ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -460,6 +461,12 @@ class Compiler:
             node.kws["enum"] = _Kw([v for v in enum.value if v is not None], enum.origin, enum.source, "rewritten")
             node.kws["nullable"] = _Kw(True, None, "nullable", "added")
             self.loss(enum.origin or node.origin, enum.source, "rewritten", "null in enum became nullable")
+        if enum is not None and "type" not in node.kws and "anyOf" not in node.kws:
+            # The API rejects a typeless enum ("type: must be specified when not using one_of, any_of or
+            # all_of fields"); the values say which type was meant.
+            inferred = _json_type_of(v for v in node.kws["enum"].value if v is not None)
+            if inferred is not None:
+                node.kws = {"type": _Kw(inferred, None, "type", "added"), **node.kws}
         return node
 
     def _openapi_type_array(self, node: _Node, kind: _Kw) -> _Node:
@@ -676,3 +683,22 @@ def _nullable(node: _Node) -> _Node:
         return node
     null = _Node(node.origin, {"type": _Kw("null", None, "type", "added")})
     return _Node(node.origin, {"anyOf": _Kw([node, null], None, "anyOf", "added")})
+
+
+def _json_type_of(values: Iterable[Any]) -> str | None:
+    """The one JSON Schema type shared by ``values`` (integers count as numbers when mixed), else None."""
+    kinds: set[str] = set()
+    for value in values:
+        if isinstance(value, bool):
+            kinds.add("boolean")
+        elif isinstance(value, int):
+            kinds.add("integer")
+        elif isinstance(value, float):
+            kinds.add("number")
+        elif isinstance(value, str):
+            kinds.add("string")
+        else:
+            return None
+    if kinds == {"integer", "number"}:
+        return "number"
+    return kinds.pop() if len(kinds) == 1 else None

@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from google import genai
 from google.genai import errors as genai_errors
@@ -45,7 +46,7 @@ from providers.errors import (
     error_for_status,
     parse_retry_after,
 )
-from providers.history import normalize_history
+from providers.history import GEMINI_SKIP_SIGNATURE, normalize_history
 from providers.schema import CompiledToolset, compile_tools
 from providers.stream import ToolCallAssembler, new_call_id
 from providers.types import (
@@ -88,8 +89,7 @@ DEFAULT_API_VERSION = "v1beta"
 # written by another provider or an older model): Gemini 3 accepts it instead of a real signature
 # (ai.google.dev thought-signatures FAQ). The SDK field is bytes and the SDK sends bytes as URL-safe
 # base64, so these 24 bytes appear on the wire as exactly "skip_thought_signature_validator".
-SKIP_SIGNATURE_TEXT = "skip_thought_signature_validator"
-SKIP_SIGNATURE = base64.urlsafe_b64decode(SKIP_SIGNATURE_TEXT)
+SKIP_SIGNATURE = base64.urlsafe_b64decode(GEMINI_SKIP_SIGNATURE)
 
 _FINISH_REASONS: dict[str, StopReason] = {
     "MAX_TOKENS": "max_tokens",
@@ -143,6 +143,25 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 
 _TIMEOUT_ERRORS, _TRANSPORT_ERRORS = _transport_errors()
+
+# HTTP responses opened while a stream() advances its SDK generator (see _track_responses).
+_OPEN_RESPONSES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "routekit_gemini_open_responses", default=None
+)
+
+
+async def _track_responses(request: Any, handler: Any) -> Any:
+    """aiohttp client middleware: remember the responses a stream opened, so stream() can close them.
+
+    The SDK's streaming generators form reference cycles; when a consumer stops early, closing the
+    outer generator leaves the HTTP response open until the garbage collector runs. Closing what we
+    recorded here releases the connection deterministically.
+    """
+    response = await handler(request)
+    opened = _OPEN_RESPONSES.get()
+    if opened is not None:
+        opened.append(response)
+    return response
 
 
 def encode_signature(raw: bytes) -> str:
@@ -308,10 +327,13 @@ class _ResponseBuilder:
 # --------------------------------------------------------------------------- the adapter
 
 
+_Wire = dict[str, Any]  # a google-genai request object as a dict (Content, Part, FunctionCall, ...)
+
+
 @dataclass(slots=True)
 class _Prepared:
     model: str
-    contents: list[types.Content]
+    contents: list[_Wire]
     config: types.GenerateContentConfig
     toolset: CompiledToolset
 
@@ -361,6 +383,8 @@ class GeminiProvider:
             headers=dict(self.config.extra_headers) or None,
             timeout=int(self.config.timeout * 1000),  # milliseconds; also sent as X-Server-Timeout
             retry_options=types.HttpRetryOptions(attempts=1),
+            # Passed by the SDK to every aiohttp request; ignored (filtered out) for httpx clients.
+            async_client_args={"middlewares": (_track_responses,)},
         )
 
     # ------------------------------------------------------------------ request mapping
@@ -386,7 +410,8 @@ class GeminiProvider:
             try:
                 schema = types.Schema.model_validate(tool.parameters)
             except ValueError as exc:
-                raise ToolSchemaError(tool.spec.name, self.name, "parameters", f"not an OpenAPI schema: {exc}") from exc
+                detail = f"not an OpenAPI schema: {exc}"
+                raise ToolSchemaError(tool.spec.name, self.name, "parameters", detail) from None
             return types.FunctionDeclaration(name=tool.name, description=tool.description or None, parameters=schema)
         return types.FunctionDeclaration(
             name=tool.name, description=tool.description or None, parameters_json_schema=tool.parameters
@@ -443,8 +468,11 @@ class GeminiProvider:
         text = data.data.get("thought_signature")
         return decode_signature(text) if isinstance(text, str) and text else None
 
-    def _contents(self, messages: list[Message], toolset: CompiledToolset, media: bool) -> list[types.Content]:
-        contents: list[types.Content] = []
+    # History goes to the SDK as plain dicts (snake_case field names): the SDK validates ``contents``
+    # against a wide Union, and for model instances that costs ~7x more CPU than for dicts.
+
+    def _contents(self, messages: list[Message], toolset: CompiledToolset, media: bool) -> list[_Wire]:
+        contents: list[_Wire] = []
         previous_role: str | None = None
         for message in messages:
             if message.role == "assistant":
@@ -457,49 +485,49 @@ class GeminiProvider:
                 continue
             if message.role == "tool" and previous_role == "tool" and contents:
                 # Consecutive tool messages answer one model turn: Gemini wants them in one content.
-                (contents[-1].parts or []).extend(parts)
+                contents[-1]["parts"].extend(parts)
             else:
-                contents.append(types.Content(role=role, parts=parts))
+                contents.append({"role": role, "parts": parts})
             previous_role = message.role
         return contents
 
-    def _model_parts(self, message: Message, toolset: CompiledToolset) -> list[types.Part]:
-        parts: list[types.Part] = []
+    def _model_parts(self, message: Message, toolset: CompiledToolset) -> list[_Wire]:
+        parts: list[_Wire] = []
         for part in message.parts:
             if isinstance(part, TextPart):
                 if part.text:
-                    parts.append(types.Part(text=part.text, thought_signature=self._own_signature(part.provider_data)))
+                    parts.append(_signed({"text": part.text}, self._own_signature(part.provider_data)))
             elif isinstance(part, ToolCallPart):
-                call = types.FunctionCall(id=part.id, name=toolset.provider_name(part.name), args=part.arguments)
-                call_signature = self._own_signature(part.provider_data) or SKIP_SIGNATURE
-                parts.append(types.Part(function_call=call, thought_signature=call_signature))
+                call = {"id": part.id, "name": toolset.provider_name(part.name), "args": part.arguments}
+                signature = self._own_signature(part.provider_data) or SKIP_SIGNATURE
+                parts.append({"function_call": call, "thought_signature": signature})
             elif isinstance(part, ThinkingPart):
                 thought_signature = self._own_signature(part.provider_data)
                 if thought_signature is None and part.provider == self.name and part.signature:
                     thought_signature = decode_signature(part.signature)
                 own = part.provider == self.name or thought_signature is not None
                 if own and (part.text or thought_signature):
-                    parts.append(types.Part(text=part.text, thought=True, thought_signature=thought_signature))
+                    parts.append(_signed({"text": part.text, "thought": True}, thought_signature))
         return parts
 
-    def _user_parts(self, message: Message, toolset: CompiledToolset, media: bool) -> list[types.Part]:
-        parts: list[types.Part] = []
+    def _user_parts(self, message: Message, toolset: CompiledToolset, media: bool) -> list[_Wire]:
+        parts: list[_Wire] = []
         for part in message.parts:
             if isinstance(part, TextPart):
                 if part.text:
-                    parts.append(types.Part(text=part.text))
+                    parts.append({"text": part.text})
             elif isinstance(part, ImagePart):
                 parts.append(_media_part(part.media_type, part.data, part.url))
             elif isinstance(part, AudioPart):
                 parts.append(_media_part(part.media_type, part.data, None))
             elif isinstance(part, ResourcePart):
-                parts.append(types.Part(text=ToolResultPart(call_id="-", name="-", content=[part]).text()))
+                parts.append({"text": ToolResultPart(call_id="-", name="-", content=[part]).text()})
             elif isinstance(part, ToolResultPart):
                 parts.append(self._function_response(part, toolset, media))
         return parts
 
     @staticmethod
-    def _function_response(result: ToolResultPart, toolset: CompiledToolset, media: bool) -> types.Part:
+    def _function_response(result: ToolResultPart, toolset: CompiledToolset, media: bool) -> _Wire:
         images = [p for p in result.content if isinstance(p, ImagePart)] if media else []
         images = [p for p in images if p.media_type in _TOOL_RESULT_MEDIA]
         if images:
@@ -515,25 +543,11 @@ class GeminiProvider:
             response = result.structured
         else:
             response = {"result": text}
-        media_parts = [
-            types.FunctionResponsePart(
-                inline_data=types.FunctionResponseBlob(mime_type=p.media_type, data=p.data)
-                if p.data is not None
-                else None,
-                file_data=types.FunctionResponseFileData(file_uri=p.url, mime_type=p.media_type)
-                if p.url is not None
-                else None,
-            )
-            for p in images
-        ]
-        return types.Part(
-            function_response=types.FunctionResponse(
-                id=result.call_id,
-                name=toolset.provider_name(result.name),
-                response=response,
-                parts=media_parts or None,
-            )
-        )
+        body: _Wire = {"id": result.call_id, "name": toolset.provider_name(result.name), "response": response}
+        if images:
+            # Gemini 3 takes media in FunctionResponse.parts (image/png, image/jpeg, image/webp).
+            body["parts"] = [_media_part(p.media_type, p.data, p.url) for p in images]
+        return {"function_response": body}
 
     # ------------------------------------------------------------------ calls
 
@@ -541,10 +555,10 @@ class GeminiProvider:
         prepared = self._prepare(request)
         try:
             response = await self._client.aio.models.generate_content(
-                model=prepared.model, contents=prepared.contents, config=prepared.config
+                model=prepared.model, contents=cast(Any, prepared.contents), config=prepared.config
             )
         except Exception as exc:
-            raise await self._translate(exc, prepared.model, generating=True) from exc
+            raise await self._translate(exc, prepared.model, generating=True) from None
         builder = _ResponseBuilder(self.name, prepared.model, prepared.toolset)
         builder.feed(response)
         return builder.build()
@@ -553,11 +567,13 @@ class GeminiProvider:
         prepared = self._prepare(request)
         builder = _ResponseBuilder(self.name, prepared.model, prepared.toolset)
         chunks: Any = None
+        opened: list[Any] = []
         try:
             chunks = await self._client.aio.models.generate_content_stream(
-                model=prepared.model, contents=prepared.contents, config=prepared.config
+                model=prepared.model, contents=cast(Any, prepared.contents), config=prepared.config
             )
             while True:
+                token = _OPEN_RESPONSES.set(opened)  # only around the SDK call, never across our yields
                 try:
                     chunk = await chunks.__anext__()
                 except StopAsyncIteration:
@@ -566,15 +582,20 @@ class GeminiProvider:
                     partial = builder.build() if builder.received_any else None
                     raise await self._translate(
                         exc, prepared.model, generating=True, partial=partial, streaming=True
-                    ) from exc
+                    ) from None
+                finally:
+                    _OPEN_RESPONSES.reset(token)
                 events: list[StreamEvent] = []
                 builder.feed(chunk, events)
                 for event in events:
                     yield event
         finally:
+            # On every exit path (end, error, consumer stopping early): drop the HTTP response and the
+            # SDK's generator. Closing an already finished or broken one may raise; nothing is left then.
+            for response in opened:
+                with contextlib.suppress(Exception):
+                    response.close()
             if chunks is not None:
-                # Closing the SDK's generator releases the HTTP response (its innermost generator closes
-                # the response in a finally block); also on errors and when the consumer stops early.
                 with contextlib.suppress(Exception):
                     await chunks.aclose()
         if not builder.terminal:
@@ -592,7 +613,7 @@ class GeminiProvider:
             pager = await self._client.aio.models.list(config={"page_size": 1000})
             found = [model async for model in pager]
         except Exception as exc:
-            raise await self._translate(exc, None, generating=False) from exc
+            raise await self._translate(exc, None, generating=False) from None
         return [
             ModelInfo(
                 id=_bare_model(model.name or ""),
@@ -680,10 +701,17 @@ class GeminiProvider:
             return []
 
 
-def _media_part(media_type: str, data: bytes | None, url: str | None) -> types.Part:
+def _media_part(media_type: str, data: bytes | None, url: str | None) -> _Wire:
+    """A Part (or FunctionResponsePart: same shape for these two fields) carrying media."""
     if data is not None:
-        return types.Part(inline_data=types.Blob(mime_type=media_type, data=data))
-    return types.Part(file_data=types.FileData(file_uri=url, mime_type=media_type))
+        return {"inline_data": {"mime_type": media_type, "data": data}}
+    return {"file_data": {"file_uri": url, "mime_type": media_type}}
+
+
+def _signed(part: _Wire, signature: bytes | None) -> _Wire:
+    if signature is not None:
+        part["thought_signature"] = signature
+    return part
 
 
 def _error_details(body: Any) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from providers.errors import (
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
+    scrub,
 )
 from providers.history import normalize_history
 from providers.schema import CompiledToolset, compile_tools
@@ -109,7 +110,12 @@ _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, httpx2.StreamError, Valu
 
 
 class OpenAIProvider:
-    """Chat Completions through ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI`` for the ``azure`` preset)."""
+    """Chat Completions through ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI`` for the ``azure`` preset).
+
+    ``config.options`` understood here: ``api_version`` (Azure; default :data:`DEFAULT_AZURE_API_VERSION`),
+    ``organization`` and ``project`` (OpenAI), ``extra_body`` (a dict merged into every request body, for
+    server-specific fields of compatible endpoints).
+    """
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -123,7 +129,13 @@ class OpenAIProvider:
         self._tool_cache: tuple[list[ToolSpec], bool | None, CompiledToolset] | None = None
         base_url = config.base_url or self.profile.default_base_url
         timeout = openai.Timeout(config.timeout, connect=config.connect_timeout)
-        headers = dict(config.extra_headers) or None
+        headers: dict[str, Any] = dict(config.extra_headers)
+        if self.name != "openai":
+            # The SDK reads OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment for every endpoint;
+            # those identifiers are OpenAI's business, not a third-party endpoint's.
+            for option, header in (("organization", "OpenAI-Organization"), ("project", "OpenAI-Project")):
+                if not config.options.get(option):
+                    headers[header] = openai.Omit()
         self._client: openai.AsyncOpenAI
         if self.name == "azure":
             if not base_url:
@@ -137,7 +149,7 @@ class OpenAIProvider:
                 api_key=key or _NO_KEY_PLACEHOLDER,
                 timeout=timeout,
                 max_retries=0,
-                default_headers=headers,
+                default_headers=headers or None,
             )
         else:
             if not base_url:
@@ -152,11 +164,12 @@ class OpenAIProvider:
                 project=config.options.get("project"),
                 timeout=timeout,
                 max_retries=0,
-                default_headers=headers,
+                default_headers=headers or None,
             )
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider(provider={self.name!r}, base_url={str(self._client.base_url)!r})"
+        base_url = scrub(str(self._client.base_url), self._secrets)
+        return f"OpenAIProvider(provider={self.name!r}, base_url={base_url!r})"
 
     # ------------------------------------------------------------------ public API
 
@@ -167,7 +180,7 @@ class OpenAIProvider:
         try:
             completion = await self._create(params)
         except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, model) from exc
+            raise await self._translate(exc, model) from None
         if not isinstance(completion, ChatCompletion):
             raise Unavailable(
                 "the endpoint answered with something that is not a chat completion; check base_url",
@@ -186,7 +199,7 @@ class OpenAIProvider:
         try:
             sdk_stream = await self._create(params)
         except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, model) from exc
+            raise await self._translate(exc, model) from None
         state = _StreamState(provider=self.name, model=model, toolset=toolset)
         response = getattr(sdk_stream, "response", None)
         state.request_id = response.headers.get("x-request-id") if response is not None else None
@@ -196,7 +209,7 @@ class OpenAIProvider:
                     for event in state.feed(chunk):
                         yield event
             except _STREAM_ERRORS as exc:
-                raise await self._translate(exc, model, partial=state.response(), mid_stream=True) from exc
+                raise await self._translate(exc, model, partial=state.response(), mid_stream=True) from None
         finally:
             await sdk_stream.close()
         if state.finish_reason is None:
@@ -220,7 +233,7 @@ class OpenAIProvider:
             page = await self._client.models.list()
             return [ModelInfo(id=m.id, provider=self.name) async for m in page]
         except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, None, lookup_models=False) from exc
+            raise await self._translate(exc, None, lookup_models=False) from None
 
     async def check(self) -> CheckResult:
         try:

@@ -203,6 +203,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         return
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers, body and each stream chunk are separate writes: without TCP_NODELAY, Nagle's
+        # algorithm meets the client's delayed ACK and every response waits ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -236,19 +242,22 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.requests.append(request)
         fault = fake.next_fault(request)
-        if fault is not None and fault.delay:
-            fake._stop.wait(fault.delay)
+        extra_headers: dict[str, str] = {}
         if fault is not None and fault.status is not None:
-            self._send_whole(fake.render_error(fault), extra_headers=fault.headers)
-            return
-        if fault is not None and fault.non_json:
-            self._send_whole(Rendered(status=200, body=b"<html>upstream proxy error</html>"))
-            return
-        rendered = fake.handle(request)
+            rendered: Rendered | None = fake.render_error(fault)
+            extra_headers = fault.headers
+        elif fault is not None and fault.non_json:
+            rendered = Rendered(status=200, body=b"<html>upstream proxy error</html>")
+        else:
+            # Rendered before any delay, so the request consumes its own scripted turn even if its
+            # client gives up waiting (the turn must not leak to the next request).
+            rendered = fake.handle(request)
         if rendered is None:
             rendered = fake.not_found(request)
+        if fault is not None and fault.delay:
+            fake._stop.wait(fault.delay)
         if rendered.chunks is None:
-            self._send_whole(rendered)
+            self._send_whole(rendered, extra_headers=extra_headers)
         else:
             self._send_stream(rendered, fault)
 

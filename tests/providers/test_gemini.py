@@ -26,7 +26,7 @@ from providers.errors import (
     Timeout,
     Unavailable,
 )
-from providers.gemini import SKIP_SIGNATURE_TEXT, GeminiProvider
+from providers.gemini import GeminiProvider
 from providers.types import (
     ForceTool,
     ImagePart,
@@ -168,7 +168,7 @@ async def test_complete_tool_round_trip_on_the_wire(server: FakeGeminiServer) ->
     assert model_turn["role"] == "model"
     assert result_turn["role"] == "user"
     assert model_turn["parts"][0]["functionCall"] == {"id": call.id, "name": "weather.get", "args": {"city": "Paris"}}
-    assert model_turn["parts"][0]["thoughtSignature"] == SKIP_SIGNATURE_TEXT
+    assert model_turn["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
     assert result_turn["parts"] == [
         {"functionResponse": {"id": call.id, "name": "weather.get", "response": {"result": "21C"}}}
     ]
@@ -249,7 +249,7 @@ async def test_gemini3_ids_and_signatures_round_trip(server: FakeGeminiServer) -
     assert second.text  # the fake rejects unsigned or altered signatures for gemini-3 models
     model_parts = last_body(server)["contents"][1]["parts"]
     assert signature_bytes(model_parts[0]["thoughtSignature"]) == base64.b64decode(signature)
-    assert model_parts[1]["thoughtSignature"] == SKIP_SIGNATURE_TEXT
+    assert model_parts[1]["thoughtSignature"] == "skip_thought_signature_validator"
     responses = [p["functionResponse"] for p in last_body(server)["contents"][2]["parts"]]
     assert [r["id"] for r in responses] == ["fcA1", "fcB2"]
     await provider.aclose()
@@ -272,7 +272,7 @@ async def test_gemini3_accepts_foreign_history(server: FakeGeminiServer) -> None
     assert response.text == "The answer is 42."
     parts = last_body(server)["contents"][1]["parts"]
     assert parts[0] == {"text": "Checking."}
-    assert parts[1]["thoughtSignature"] == SKIP_SIGNATURE_TEXT
+    assert parts[1]["thoughtSignature"] == "skip_thought_signature_validator"
     await provider.aclose()
 
 
@@ -290,7 +290,7 @@ async def test_fake_rejects_unsigned_gemini3_function_call(server: FakeGeminiSer
         assert answer.status_code == 400
         assert "thought_signature" in answer.json()["error"]["message"]
         assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
-        body["contents"][1]["parts"][0]["thoughtSignature"] = SKIP_SIGNATURE_TEXT
+        body["contents"][1]["parts"][0]["thoughtSignature"] = "skip_thought_signature_validator"
         assert (await client.post(url, json=body, headers={"x-goog-api-key": KEY})).status_code == 200
 
 
@@ -656,12 +656,17 @@ async def test_unknown_model_lists_available_models(server: FakeGeminiServer) ->
     await provider.aclose()
 
 
-async def test_timeout_before_headers(server: FakeGeminiServer) -> None:
-    server.faults.append(Fault(delay=2.0))
-    provider = make(server, timeout=0.3)
-    with pytest.raises(Timeout):
-        await provider.complete(ask())
-    await provider.aclose()
+async def test_timeout_before_headers() -> None:
+    # Its own server: the delayed handler wakes up after the test and must not take a later test's turn.
+    server = start_fake("gemini")
+    try:
+        server.faults.append(Fault(delay=2.0))
+        provider = GeminiProvider(config_for("gemini", server, timeout=0.3))
+        with pytest.raises(Timeout):
+            await provider.complete(ask())
+        await provider.aclose()
+    finally:
+        server.stop()
 
 
 async def test_non_json_body(server: FakeGeminiServer) -> None:

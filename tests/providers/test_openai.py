@@ -443,6 +443,20 @@ async def test_local_preset_without_key_sends_placeholder(
     assert response.text
 
 
+@pytest.mark.anyio
+async def test_openai_org_and_project_from_env_reach_only_openai(
+    server: FakeOpenAIServer, build: Callable[..., Provider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-private")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-private")
+    await build(provider="groq").complete(ask())
+    third_party = server.requests[-1].headers
+    assert "openai-organization" not in third_party
+    assert "openai-project" not in third_party
+    await build().complete(ask())
+    assert server.requests[-1].headers["openai-organization"] == "org-private"
+
+
 def test_openai_compatible_without_base_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="base_url"):
         create_provider(ProviderConfig(provider="openai-compatible", default_model="m"))
@@ -715,6 +729,22 @@ async def test_clean_early_end_of_stream(server: FakeOpenAIServer, provider: Pro
     assert call.name == "clock_now"
     assert call.raw_arguments is not None
     assert not call.arguments_valid
+
+
+@pytest.mark.anyio
+async def test_cut_after_finish_chunk_keeps_the_answer_with_unknown_usage(
+    server: FakeOpenAIServer, provider: Provider
+) -> None:
+    # The SDK ends silently both at [DONE] and at a clean cut; after finish_reason the answer is whole,
+    # only the usage chunk is missing, so usage is reported unknown instead of failing the call.
+    server.turns.append(text_turn())
+    server.faults.append(Fault(end_after=5))  # 0 role, 1-3 text, 4 finish; usage chunk and [DONE] never sent
+    events = await collect(provider, ask())
+    response = done(events)
+    assert response.text == "Hello world! This is a longer answer."
+    assert response.stop_reason == "end_turn"
+    assert response.usage.input_tokens is None
+    assert response.usage.output_tokens is None
 
 
 @pytest.mark.anyio

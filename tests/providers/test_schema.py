@@ -440,7 +440,7 @@ def test_const_becomes_single_enum_and_type_array_becomes_nullable_for_openapi()
         "properties": {"mode": {"const": "fast"}, "n": {"type": ["integer", "null"], "minimum": 1}},
     }
     tool = one(schema, "gemini", form="openapi")
-    assert tool.parameters["properties"]["mode"] == {"enum": ["fast"]}
+    assert tool.parameters["properties"]["mode"] == {"type": "STRING", "enum": ["fast"]}
     assert tool.parameters["properties"]["n"] == {"type": "INTEGER", "minimum": 1, "nullable": True}
     kinds = {(loss.path, loss.keyword, loss.action) for loss in tool.losses}
     assert ("/properties/mode", "const", "rewritten") in kinds
@@ -583,6 +583,16 @@ def test_non_string_enum_is_described_for_gemini_openapi() -> None:
     tool = one(schema, "gemini", form="openapi")
     assert tool.parameters["properties"]["level"] == {"type": "INTEGER", "description": "enum: [1, 2, 3]"}
     assert one(schema, "gemini").parameters["properties"]["level"]["enum"] == [1, 2, 3]
+
+
+def test_typeless_enum_gets_its_type_for_gemini_openapi() -> None:
+    # The Developer API rejects an enum without type ("type: must be specified ...").
+    schema = {"type": "object", "properties": {"unit": {"enum": ["c", "f"]}, "n": {"enum": [1, 2.5]}}}
+    props = one(schema, "gemini", form="openapi").parameters["properties"]
+    assert props["unit"] == {"type": "STRING", "enum": ["c", "f"]}
+    assert props["n"]["type"] == "NUMBER"
+    mixed = {"type": "object", "properties": {"x": {"enum": ["a", 1]}}}
+    assert "type" not in one(mixed, "gemini", form="openapi").parameters["properties"]["x"]
 
 
 def test_ollama_and_openai_keep_default_anthropic_keeps_title() -> None:

@@ -1,0 +1,478 @@
+"""The agent loop: one step at a time — model call, tool calls (parallel, bounded), results — until done.
+
+Durability (what a crash can lose: nothing that finished):
+
+* After every model response, the step's messages (the user prompt or previous tool results, and the
+  new assistant message) and the usage rows of every attempt of that call are written in ONE
+  transaction (``Store.record_step``), before any tool runs.
+* Every tool call is recorded as started before it runs and finished (with its result) right after,
+  so a resumed session knows which calls completed. The tool-result message itself is written with the
+  next step's transaction; on resume it is rebuilt from the tool-call records.
+* Text deltas are never written one by one (a step is the unit of persistence).
+
+Resuming (:meth:`Run.settle_pending`): when the stored history ends with an assistant message whose
+tool calls have no results, each call is settled from its record — finished: the stored result; never
+started: validated, approved and run now; started but unfinished (the process died): run again only when
+the tool is annotated read-only or idempotent, otherwise answered with an "interrupted" error so the
+model can decide. No tool call without a result ever reaches a provider.
+
+Cancellation and limits: the run stops at a safe point with a stop reason; cancellation (the caller's
+or :meth:`Session.cancel`) interrupts a model stream or running tools, and a shielded cleanup writes what
+is known: the partial answer, "interrupted" results for running calls, and every attempt's usage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from agent.approval import ApprovalRequest, Approve, Deny, EditArguments
+from agent.events import (
+    ApprovalRequested,
+    FallbackUsed,
+    RetryScheduled,
+    TextChunk,
+    ThinkingChunk,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolProgress,
+    UsageUpdated,
+)
+from agent.limits import LimitReason, LimitTracker
+from providers.history import INTERRUPTED_RESULT_TEXT
+from providers.resilience import Attempt, FallingBack, ResilienceEvent, Retrying
+from providers.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ResponseDone,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from agent.events import AgentEvent
+    from agent.session import Session, ToolCallSummary, _Tool
+    from mcp_bridge.callbacks import ProgressEvent
+    from storage.usage import UsageEntry
+
+__all__ = ["Run"]
+
+_MODEL_STOP = {
+    "end_turn": "end_turn",
+    "tool_use": "end_turn",
+    "stop_sequence": "end_turn",
+    "pause": "end_turn",
+    "other": "end_turn",
+    "max_tokens": "max_tokens",
+    "context_exceeded": "max_tokens",
+    "content_filter": "refusal",
+    "refusal": "refusal",
+    "error": "error",
+}
+
+_CLEANUP_GRACE = 10.0
+
+
+def _error_result(call: ToolCallPart, text: str) -> ToolResultPart:
+    return ToolResultPart(call_id=call.id, name=call.name, content=[TextPart(text=text)], is_error=True)
+
+
+class Run:
+    """One ``Session.run`` / ``stream`` / ``resume``: the state the loop needs between steps."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        model: str,
+        temperature: float | None,
+        max_tokens: int | None,
+        tracker: LimitTracker,
+        emit: Callable[[AgentEvent], None] | None,
+    ) -> None:
+        self.session = session
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.tracker = tracker
+        self._emit = emit
+        self.pending_messages: list[Message] = []
+        self.pending_usage: list[UsageEntry] = []
+        self.tool_summaries: list[ToolCallSummary] = []
+        self.stop_reason: str | None = None
+        self.last_response: ModelResponse | None = None
+        self.partial_text: list[str] = []
+        self.usage_unknown = False
+        # The tool phase in progress (for cleanup after cancellation).
+        self._step_calls: list[ToolCallPart] = []
+        self._step_results: list[ToolResultPart | None] = []
+        self._running: dict[str, ToolCallPart] = {}
+
+    def emit(self, event: AgentEvent) -> None:
+        if self._emit is not None:
+            self._emit(event)
+
+    # ----------------------------------------------------------------- metering (ResilientModel callbacks)
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        from storage.usage import UsageEntry, price_usd
+
+        session = self.session
+        usage = attempt.usage
+        if (usage is None and attempt.outcome == "ok") or (usage is not None and not usage.known):
+            self.usage_unknown = True
+        status = {"ok": "ok", "error": "error", "cancelled": "aborted"}[attempt.outcome]
+        entry = UsageEntry(
+            user_id=session.user_id,
+            provider=attempt.provider,
+            model=attempt.model,
+            usage=usage or Usage(),
+            status=status,  # type: ignore[arg-type]
+            session_id=session.session_id,
+            config_id=session.config_ids.get(attempt.config_label or ""),
+            attempt=attempt.number,
+            streamed=attempt.streamed,
+            latency_ms=attempt.latency * 1000.0,
+            ttft_ms=None if attempt.time_to_first_token is None else attempt.time_to_first_token * 1000.0,
+            error_class=attempt.error,
+            request_id=attempt.request_id,
+        )
+        self.pending_usage.append(entry)
+        cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
+        self.tracker.add_usage(usage, cost)
+        if attempt.outcome == "ok" and usage is not None:
+            self.emit(UsageUpdated(step=usage, total=self.total_usage(), cost_usd=self.cost_usd()))
+
+    def on_resilience(self, event: ResilienceEvent) -> None:
+        if isinstance(event, Retrying):
+            self.emit(RetryScheduled(event.provider, event.model, event.attempt, event.delay, event.error))
+        elif isinstance(event, FallingBack):
+            self.emit(
+                FallbackUsed(event.from_provider, event.from_model, event.to_provider, event.to_model, event.reason)
+            )
+
+    def total_usage(self) -> Usage:
+        total = self.tracker.usage
+        if not self.usage_unknown:
+            return total
+        return Usage(cache_read_tokens=total.cache_read_tokens, cache_write_tokens=total.cache_write_tokens)
+
+    def cost_usd(self) -> float | None:
+        if not self.tracker.cost_known or self.usage_unknown:
+            return None
+        return float(self.tracker.cost_usd)
+
+    def cost_decimal(self) -> Decimal | None:
+        return None if self.cost_usd() is None else self.tracker.cost_usd
+
+    # ----------------------------------------------------------------- persistence
+
+    def add_message(self, message: Message) -> None:
+        self.session.history.append(message)
+        self.pending_messages.append(message)
+
+    async def flush(self) -> None:
+        if not self.pending_messages and not self.pending_usage:
+            return
+        messages, usage = self.pending_messages, self.pending_usage
+        self.pending_messages, self.pending_usage = [], []
+        await self.session.store.record_step(self.session.session_id, messages, usage)
+
+    # ----------------------------------------------------------------- the loop
+
+    async def loop(self, prompt: str | None) -> None:
+        await self.settle_pending()
+        if prompt is not None:
+            self.add_message(Message.user(prompt))
+        while True:
+            reason = self.tracker.before_model_call()
+            if reason is not None:
+                self.stop_reason = reason
+                return
+            response = await self.model_step()
+            message = self.session.unique_call_ids(response.message)
+            self.tracker.turns += 1
+            self.add_message(message)
+            await self.flush()
+            calls = message.tool_calls
+            if not calls:
+                self.stop_reason = _MODEL_STOP.get(response.stop_reason, "end_turn")
+                return
+            stop = await self.tool_phase(calls, {})
+            if stop is not None:
+                self.stop_reason = stop
+                return
+
+    async def model_step(self) -> ModelResponse:
+        session = self.session
+        tools = session.tool_specs()
+        request = ModelRequest(
+            model=self.model,
+            messages=session.history,
+            system=session.system,
+            tools=tools,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        final: ModelResponse | None = None
+        self.partial_text = []
+        emit = self._emit
+        with session.tracer.chat(session.provider_name, self.model, session.session_id) as span:
+            async for event in session.model.stream(request):
+                kind = type(event)
+                if kind is TextDelta:
+                    assert isinstance(event, TextDelta)
+                    self.partial_text.append(event.text)
+                    if emit is not None:
+                        emit(TextChunk(event.text))
+                elif kind is ThinkingDelta:
+                    assert isinstance(event, ThinkingDelta)
+                    if emit is not None:
+                        emit(ThinkingChunk(event.text))
+                elif kind is ResponseDone:
+                    assert isinstance(event, ResponseDone)
+                    final = event.response
+            assert final is not None, "ResilientModel.stream ends with ResponseDone or raises"
+            span.set_attribute("gen_ai.response.model", final.model)
+            span.set_attribute("gen_ai.response.finish_reasons", [final.stop_reason])
+            span.set_attribute("gen_ai.usage.input_tokens", final.usage.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", final.usage.output_tokens)
+        self.partial_text = []
+        self.last_response = final
+        return final
+
+    # ----------------------------------------------------------------- tools
+
+    async def tool_phase(self, calls: list[ToolCallPart], settled: dict[str, ToolResultPart]) -> LimitReason | None:
+        """Validate, approve and run one assistant message's calls; append the tool message (call order)."""
+        session = self.session
+        self._step_calls = calls
+        results: list[ToolResultPart | None] = [settled.get(call.id) for call in calls]
+        self._step_results = results
+        runnable: list[tuple[int, ToolCallPart, _Tool, dict[str, Any], str | None]] = []
+        invalid = False
+        for index, call in enumerate(calls):
+            if results[index] is not None:
+                continue
+            tool = session.tool(call.name)
+            problem = self._check(call, tool)
+            if problem is not None:
+                invalid = True
+                results[index] = self._refuse(call, call.arguments, problem)
+                continue
+            assert tool is not None
+            decision = await self._approve(call, tool)
+            if isinstance(decision, str):
+                results[index] = self._refuse(call, call.arguments, decision)
+                continue
+            arguments, note = decision
+            runnable.append((index, call, tool, arguments, note))
+        stop: LimitReason | None = None
+        allowed = self.tracker.tool_calls_allowed(len(runnable))
+        if allowed < len(runnable):
+            stop = "max_tool_calls"
+            for index, call, _, arguments, _ in runnable[allowed:]:
+                text = f"not run: the run reached its limit of {self.tracker.limits.max_tool_calls} tool calls"
+                results[index] = self._refuse(call, arguments, text)
+            runnable = runnable[:allowed]
+        self.tracker.tool_calls += len(runnable)
+        self.tracker.invalid_steps = self.tracker.invalid_steps + 1 if invalid else 0
+        if len(runnable) == 1:
+            index, call, tool, arguments, note = runnable[0]
+            results[index] = await self._execute(call, tool, arguments, note, None)
+        elif runnable:
+            limiter = anyio.CapacityLimiter(self.tracker.limits.max_parallel_tools)
+
+            async def run_one(
+                index: int, call: ToolCallPart, tool: _Tool, arguments: dict[str, Any], note: str | None
+            ) -> None:
+                results[index] = await self._execute(call, tool, arguments, note, limiter)
+
+            async with anyio.create_task_group() as tg:
+                for item in runnable:
+                    tg.start_soon(run_one, *item)
+        self._close_step()
+        if stop is None and self.tracker.invalid_steps >= self.tracker.limits.max_invalid_steps:
+            stop = "invalid_tool_calls"
+        return stop
+
+    def _close_step(self, interrupted: bool = False) -> None:
+        """Append the tool message for the current step (interrupted results for calls without one)."""
+        if not self._step_calls:
+            return
+        parts: list[Any] = []
+        for call, result in zip(self._step_calls, self._step_results, strict=True):
+            if result is None:
+                result = _error_result(call, INTERRUPTED_RESULT_TEXT if interrupted else "not run")
+            parts.append(result)
+        self._step_calls, self._step_results = [], []
+        self.add_message(Message(role="tool", parts=parts))
+
+    def _check(self, call: ToolCallPart, tool: _Tool | None) -> str | None:
+        """Why the call cannot run as sent (unknown tool, unparseable or invalid arguments), or None."""
+        if tool is None:
+            known = ", ".join(sorted(self.session.tool_names())) or "none"
+            return f"unknown tool {call.name!r}. Available tools: {known}. Call one of these by its exact name."
+        if call.raw_arguments is not None:
+            shown = call.raw_arguments[:500]
+            return (
+                f"the arguments for {call.name!r} are not a valid JSON object: {shown!r}. "
+                "Send the arguments again as one JSON object matching the tool's input schema."
+            )
+        problem = tool.validate(call.arguments)
+        if problem is not None:
+            return (
+                f"the arguments for {call.name!r} do not match its input schema: {problem}. "
+                "Fix the arguments and call the tool again."
+            )
+        return None
+
+    def _refuse(self, call: ToolCallPart, arguments: dict[str, Any], text: str) -> ToolResultPart:
+        result = _error_result(call, text)
+        self.emit(ToolCallFinished(call.id, call.name, arguments, 0.0, True, text, executed=False))
+        self._summarize(call.name, arguments, True, 0.0, executed=False)
+        return result
+
+    def _summarize(self, name: str, arguments: dict[str, Any], is_error: bool, duration: float, executed: bool) -> None:
+        from agent.session import ToolCallSummary
+
+        self.tool_summaries.append(ToolCallSummary(name, arguments, is_error, duration, executed))
+
+    async def _approve(self, call: ToolCallPart, tool: _Tool) -> tuple[dict[str, Any], str | None] | str:
+        """(arguments to run with, note for the model) or the refusal text."""
+        policy = self.session.approval
+        verdict, why = policy.verdict(tool.spec, call.name, server_auto=tool.server_auto)
+        if verdict == "auto":
+            return call.arguments, None
+        if verdict == "deny":
+            return f"denied by the approval policy: {why}"
+        if policy.callback is None:
+            return (
+                f"not run: {call.name!r} needs the user's approval ({why}) and no one can be asked in this session. "
+                "The user can allow it with an auto-approve rule or 'trust': 'auto' in the MCP config."
+            )
+        self.emit(ApprovalRequested(call.id, call.name, call.arguments, why))
+        request = ApprovalRequest("tool", call.name, call.arguments, call.id, tool.spec, why)
+        decision = await policy.callback(request)
+        if isinstance(decision, Approve):
+            return call.arguments, None
+        if isinstance(decision, Deny):
+            return f"the user denied this call: {decision.reason}"
+        if not isinstance(decision, EditArguments):  # a callback that ignored its type hints
+            return f"the approval callback returned {decision!r}, which is not a decision; the call was not run"  # type: ignore[unreachable]
+        problem = tool.validate(decision.arguments)
+        if problem is not None:
+            return f"the user's edited arguments do not match the input schema: {problem}"
+        note = f"[the user edited the arguments before the call ran; it ran with: {json.dumps(decision.arguments)}]"
+        return decision.arguments, note
+
+    async def _execute(
+        self,
+        call: ToolCallPart,
+        tool: _Tool,
+        arguments: dict[str, Any],
+        note: str | None,
+        limiter: anyio.CapacityLimiter | None,
+        *,
+        recorded: bool = False,
+    ) -> ToolResultPart:
+        session = self.session
+        if limiter is not None:
+            await limiter.acquire()
+        try:
+            if not recorded:
+                await session.store.tool_calls.start(session.session_id, call.id, call.name, arguments)
+            self._running[call.id] = call
+            self.emit(ToolCallStarted(call.id, call.name, arguments))
+            started = time.perf_counter()
+            progress = self._progress_callback(call) if self._emit is not None else None
+            with session.tracer.tool(call.name, call.id) as span:
+                result = await session.call_tool(call, arguments, progress)
+                span.set_attribute("error.type", "tool_error" if result.is_error else None)
+            if note is not None:
+                result = result.model_copy(update={"content": [TextPart(text=note), *result.content]})
+            await session.store.tool_calls.finish(session.session_id, call.id, result)
+            del self._running[call.id]
+            duration = time.perf_counter() - started
+        finally:
+            if limiter is not None:
+                limiter.release()
+        if self._emit is not None:
+            self.emit(ToolCallFinished(call.id, call.name, arguments, duration, result.is_error, result.text()))
+        self._summarize(call.name, arguments, result.is_error, duration, executed=True)
+        return result
+
+    def _progress_callback(self, call: ToolCallPart) -> Callable[[ProgressEvent], Any]:
+        async def on_progress(event: ProgressEvent) -> None:
+            self.emit(ToolProgress(call.id, call.name, event.progress, event.total, event.message))
+
+        return on_progress
+
+    # ----------------------------------------------------------------- resume
+
+    async def settle_pending(self) -> None:
+        """Answer the calls of a trailing assistant message that has no results (after a crash)."""
+        session = self.session
+        history = session.history
+        if not history or history[-1].role != "assistant" or not history[-1].tool_calls:
+            return
+        calls = history[-1].tool_calls
+        records = {r.call_id: r for r in await session.store.tool_calls.list(session.session_id)}
+        settled: dict[str, ToolResultPart] = {}
+        rerun: list[tuple[int, ToolCallPart]] = []
+        for index, call in enumerate(calls):
+            record = records.get(call.id)
+            if record is None:
+                continue  # never started: the tool phase validates, approves and runs it
+            if record.status == "finished" and record.result is not None:
+                settled[call.id] = record.result
+                continue
+            tool = session.tool(call.name)
+            if record.status == "started" and tool is not None and tool.retry_safe:
+                rerun.append((index, call))
+                settled[call.id] = _error_result(call, INTERRUPTED_RESULT_TEXT)  # placeholder, replaced below
+                continue
+            result = record.result or _error_result(
+                call,
+                f"tool call {call.name!r} was interrupted (the agent stopped while it ran) and was not repeated, "
+                "because the tool is not marked read-only or idempotent: it may or may not have taken effect. "
+                "Check its effect before calling it again.",
+            )
+            if record.status == "started":
+                await session.store.tool_calls.interrupt(session.session_id, call.id, result)
+            settled[call.id] = result
+        for _, call in rerun:
+            tool = session.tool(call.name)
+            assert tool is not None
+            record = records[call.id]
+            settled[call.id] = await self._execute(call, tool, record.arguments, None, None, recorded=True)
+        await self.tool_phase(calls, settled)
+
+    # ----------------------------------------------------------------- cleanup
+
+    async def save_partial(self, *, cancelled: bool) -> None:
+        """After cancellation or an error: record interrupted calls, the partial answer and all usage."""
+        session = self.session
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_GRACE):
+            for call_id, call in list(self._running.items()):
+                result = _error_result(call, INTERRUPTED_RESULT_TEXT)
+                # Best effort: the call may not have been recorded as started yet.
+                with contextlib.suppress(Exception):
+                    await session.store.tool_calls.interrupt(session.session_id, call_id, result)
+            self._running.clear()
+            self._close_step(interrupted=True)
+            if cancelled and self.partial_text:
+                self.add_message(Message.assistant("".join(self.partial_text)))
+                self.partial_text = []
+            await self.flush()
