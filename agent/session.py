@@ -281,8 +281,7 @@ class Session:
                 breakers=breakers,
             )
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.aclose()
+            await self.aclose()
             raise
         return self
 
@@ -431,12 +430,14 @@ class Session:
 
     async def aclose(self) -> None:
         """Close what the session opened (hub, adapters, store)."""
+        if self._router is not None and self._router.session is self:
+            self._router.session = None
+        if self.hub is not None and self._owns_hub:
+            # The hub's task group was entered by ``open`` in this task: leave it at the same nesting level
+            # (not inside a new cancel scope), or anyio refuses to exit it.
+            self._owns_hub = False
+            await self.hub.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
-            if self._router is not None and self._router.session is self:
-                self._router.session = None
-            if self.hub is not None and self._owns_hub:
-                self._owns_hub = False
-                await self.hub.__aexit__(None, None, None)
             for adapter in self._providers:
                 with contextlib.suppress(Exception):  # closing is best effort
                     await adapter.aclose()

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -54,7 +55,10 @@ def fake_server(family: str) -> Any:
         proc.wait(timeout=10)
 
 
-def raw_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]:
+Calls = tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]
+
+
+def raw_calls(family: str, origin: str) -> Calls:
     """(complete, stream) closures on the raw SDK, SDK retries off, same timeout as routekit."""
     messages: Any
     if family == "anthropic":
@@ -73,7 +77,7 @@ def raw_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], C
             )
             return [event async for event in stream]
 
-        return a_complete, a_stream
+        return a_complete, a_stream, a_client.close
     if family == "openai":
         import openai
 
@@ -92,7 +96,7 @@ def raw_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], C
             )
             return [chunk async for chunk in stream]
 
-        return o_complete, o_stream
+        return o_complete, o_stream, o_client.close
     if family == "gemini":
         from google import genai
         from google.genai import types
@@ -121,7 +125,7 @@ def raw_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], C
             )
             return [chunk async for chunk in stream]
 
-        return g_complete, g_stream
+        return g_complete, g_stream, g_client.aio.aclose
     import ollama
 
     l_client = ollama.AsyncClient(host=origin, timeout=30)
@@ -137,10 +141,13 @@ def raw_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], C
         stream = await l_client.chat(model=MODEL, messages=messages, tools=l_tools, stream=True)
         return [chunk async for chunk in stream]
 
-    return l_complete, l_stream
+    async def l_close() -> None:
+        await l_client._client.aclose()
+
+    return l_complete, l_stream, l_close
 
 
-def routekit_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]:
+def routekit_calls(family: str, origin: str) -> Calls:
     base_url = origin + "/v1" if family == "openai" else origin
     config = ProviderConfig(
         provider=family, api_key=KEYS[family], base_url=base_url, default_model=MODEL, timeout=30, max_retries=0
@@ -154,38 +161,49 @@ def routekit_calls(family: str, origin: str) -> tuple[Callable[[], Awaitable[Any
     async def stream() -> Any:
         return [event async for event in provider.stream(request)]
 
-    return complete, stream
+    return complete, stream, provider.aclose
 
 
-async def measure(fn: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
-    """(CPU µs per call, wall µs per call) over ``calls`` sequential calls after a warm-up."""
+async def measure_pair(
+    raw_fn: Callable[[], Awaitable[Any]], rk_fn: Callable[[], Awaitable[Any]], calls: int
+) -> tuple[float, float]:
+    """(raw, routekit) CPU µs per call, alternating the two call by call so machine noise hits both alike."""
     for _ in range(20):
-        await fn()
+        await raw_fn()
+        await rk_fn()
     gc.collect()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    raw_cpu = rk_cpu = 0.0
     for _ in range(calls):
-        await fn()
-    cpu1, wall1 = time.process_time(), time.perf_counter()
-    return (cpu1 - cpu0) / calls * 1e6, (wall1 - wall0) / calls * 1e6
+        t0 = time.process_time()
+        await raw_fn()
+        t1 = time.process_time()
+        await rk_fn()
+        t2 = time.process_time()
+        raw_cpu += t1 - t0
+        rk_cpu += t2 - t1
+    return raw_cpu / calls * 1e6, rk_cpu / calls * 1e6
 
 
 async def bench_family(family: str, origin: str, calls: int, rounds: int) -> list[tuple[str, float, float, float]]:
-    raw_complete, raw_stream = raw_calls(family, origin)
-    rk_complete, rk_stream = routekit_calls(family, origin)
+    raw_complete, raw_stream, raw_close = raw_calls(family, origin)
+    rk_complete, rk_stream, rk_close = routekit_calls(family, origin)
     rows = []
-    for mode, raw_fn, rk_fn in (("complete", raw_complete, rk_complete), ("stream", raw_stream, rk_stream)):
-        raw_best, rk_best = float("inf"), float("inf")
-        for _ in range(rounds):  # alternate to spread machine noise evenly; keep the best of each
-            raw_best = min(raw_best, (await measure(raw_fn, calls))[0])
-            rk_best = min(rk_best, (await measure(rk_fn, calls))[0])
-        rows.append((mode, raw_best, rk_best, rk_best / raw_best))
+    try:
+        for mode, raw_fn, rk_fn in (("complete", raw_complete, rk_complete), ("stream", raw_stream, rk_stream)):
+            results = [await measure_pair(raw_fn, rk_fn, calls) for _ in range(rounds)]
+            raw = statistics.median(r[0] for r in results)
+            rk = statistics.median(r[1] for r in results)
+            rows.append((mode, raw, rk, rk / raw))
+    finally:
+        await raw_close()
+        await rk_close()
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200, help="calls per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side is kept")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median of each side is kept")
     parser.add_argument("--family", action="append", choices=FAMILIES, help="limit to these wires")
     args = parser.parse_args()
     print(f"{'provider':<10} {'mode':<9} {'raw CPU µs':>11} {'routekit µs':>12} {'ratio':>6}")

@@ -155,13 +155,16 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
     """Why ``value`` does not satisfy ``schema``, or None when it does (or the schema cannot be used)."""
     if value is None:
         return "the tool declares an outputSchema but returned no structured content"
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator_for(schema)
     if validator is None:
         return None
-    from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
     from referencing.exceptions import Unresolvable
 
     try:
+        if validator.is_valid(value):  # the common case: no error report needed
+            return None
+        from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+
         error = best_match(validator.iter_errors(value))
     except Unresolvable as exc:
         return f"the outputSchema has a reference that cannot be resolved ({exc})"
@@ -169,6 +172,22 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"at {where}: {error.message}"[:500]
+
+
+# Tool listings hand the same schema object to every call of a tool: look it up by identity first (the
+# entry keeps the object alive, so its id cannot be reused), and fall back to the schema's JSON text.
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _validator_for(schema: dict[str, Any]) -> Any:
+    known = _BY_IDENTITY.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if len(_BY_IDENTITY) >= 1024:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, validator)
+    return validator
 
 
 @lru_cache(maxsize=256)

@@ -141,12 +141,14 @@ class OllamaProvider:
                     if state.chunks or isinstance(error, StreamInterrupted):
                         error.partial = self._partial(state)
                     raise error from None
+                if state.done is not None:
+                    continue  # nothing follows the final object; read to the end so the connection is reused
                 state.chunks += 1
                 for event in self._events_for_chunk(chunk, state, toolset):
                     yield event
-                if state.done is not None:
-                    yield ResponseDone(response=state.done)
-                    return
+            if state.done is not None:
+                yield ResponseDone(response=state.done)
+                return
         finally:
             # Closes the HTTP response on every exit, including a consumer that stops iterating early.
             close = getattr(chunks, "aclose", None)

@@ -115,9 +115,10 @@ class _Terminal:
         self.end_line()
         self.out.print(message, style=style, markup=False)
 
-    def spinner(self, message: str) -> None:
+    def spinner(self, message: str, *, when_piped: bool = True) -> None:
         if not self.interactive:
-            self.note(message)
+            if when_piped:
+                self.note(message)
             return
         if self._status is None:
             self.end_line()
@@ -333,13 +334,13 @@ async def _turn(term: _Terminal, session: Session, prompt: str) -> int:
 
     code = EXIT_OK
     try:
-        term.spinner("thinking…")
+        term.spinner("thinking…", when_piped=False)
         async for event in session.stream(prompt, model=session.model_name):
             if isinstance(event, TextChunk):
                 term.text(event.text)
             elif isinstance(event, ToolCallStarted):
                 term.note(f"⚙ {event.name}({_short(event.arguments)})", style="cyan")
-                term.spinner(f"running {event.name}…")
+                term.spinner(f"running {event.name}…", when_piped=False)
             elif isinstance(event, ToolProgress):
                 total = f"/{event.total:g}" if event.total else ""
                 term.spinner(f"{event.name}: {event.progress:g}{total} {event.message or ''}".rstrip())
@@ -347,7 +348,7 @@ async def _turn(term: _Terminal, session: Session, prompt: str) -> int:
                 mark = "✗" if event.is_error else "✓"
                 state = "" if event.executed else " (not run)"
                 term.note(f"{mark} {event.name}{state} in {event.duration:.2f}s: {_short(event.result_text)}")
-                term.spinner("thinking…")
+                term.spinner("thinking…", when_piped=False)
             elif isinstance(event, ApprovalRequested):
                 term.stop_spinner()
             elif isinstance(event, RetryScheduled):

@@ -203,7 +203,9 @@ def _read_headers(specs: tuple[str, ...], as_json: bool) -> dict[str, str]:
             fail(f"--header-env takes NAME=VAR, got {spec!r}", EXIT_USAGE, as_json=as_json)
         value = os.environ.get(var.strip())
         if not value:
-            fail(f"--header-env: the environment variable {var.strip()} is not set or empty", EXIT_USAGE)
+            fail(
+                f"--header-env: the environment variable {var.strip()} is not set or empty", EXIT_USAGE, as_json=as_json
+            )
         headers[name.strip()] = value
     return headers
 

@@ -1,6 +1,6 @@
 """Runs one agent session in its own process, for the crash-and-resume tests (the test kills it with -9).
 
-    python -m tests.agent.crash_worker FAMILY BASE_URL DB_URL KEY_DIR MCP_CONFIG_JSON PROMPT
+python -m tests.agent.crash_worker FAMILY BASE_URL DB_URL KEY_DIR MCP_CONFIG_JSON PROMPT
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import anyio
 from agent import ApprovalPolicy, Limits, Session
 from providers.base import ProviderConfig
 from storage import open_store
-
 
 # The fake servers accept any key; these match tests/providers/conftest.py (not imported: it pulls in pytest).
 TEST_KEYS = {

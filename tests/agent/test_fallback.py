@@ -10,7 +10,7 @@ import pytest
 from agent import ApprovalPolicy, FallbackUsed, Limits, Session
 from mcp_bridge import McpHub
 from storage import SQLStore
-from tests.fakes.base import Fault, FakeProviderServer, FakeTurn
+from tests.fakes.base import FakeProviderServer, FakeTurn, Fault
 from tests.providers.conftest import config_for
 
 from .conftest import FAMILIES, tool_turn
@@ -47,14 +47,17 @@ async def test_fallback_mid_conversation_with_tool_history(
     )
     async with session:
         result = await session.run("add 20 and 22", on_event=events.append)
-    assert result.text == "The sum is 42." and result.stop_reason == "end_turn"
+    assert result.text == "The sum is 42."
+    assert result.stop_reason == "end_turn"
     assert result.provider == backup_family
     [fallback] = [e for e in events if isinstance(e, FallbackUsed)]
     assert (fallback.from_provider, fallback.to_provider) == (family, backup_family)
     # The backup got the whole conversation, tool call and result included, in its own wire format.
     [request] = backup.requests
     body = json.dumps(request.json)
-    assert "add 20 and 22" in body and "42" in body and "22" in body
+    assert "add 20 and 22" in body
+    assert "42" in body
+    assert "22" in body
     # Every attempt is metered: the call, the failed attempt, the backup's answer.
     rows = await store.usage.rows(session_id=result.session_id)
     assert [(r["provider"], r["status"]) for r in rows] == [

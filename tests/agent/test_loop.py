@@ -11,7 +11,6 @@ import pytest
 from agent import (
     ApprovalPolicy,
     ApprovalRequest,
-    Approve,
     Deny,
     EditArguments,
     Limits,
@@ -24,9 +23,9 @@ from agent import (
 from mcp_bridge import McpHub
 from providers.types import Message, TextPart, ToolResultPart
 from storage import SQLStore
-from tests.fakes.base import Fault, FakeProviderServer, FakeToolCall, FakeTurn, FakeUsage
+from tests.fakes.base import FakeProviderServer, FakeToolCall, FakeTurn, Fault
 
-from .conftest import call, open_session, read_log, tool_turn, wire_name
+from .conftest import open_session, read_log, tool_turn, wire_name
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,8 @@ async def test_one_tool(family: str, fake: FakeProviderServer, store: SQLStore, 
     assert result.text == "It is 42."
     assert [(c.name, c.arguments, c.is_error) for c in result.tool_calls] == [("t.add", {"a": 2, "b": 40}, False)]
     assert calls_since(tool_log, before, "add") == [{"tool": "add", "arguments": {"a": 2, "b": 40}}]
-    assert result.usage.input_tokens == 84 and result.usage.output_tokens == 18
+    assert result.usage.input_tokens == 84
+    assert result.usage.output_tokens == 18
     # Persisted: prompt, call, result, answer; one usage row per model call; the call finished.
     assert await stored_roles(store, result.session_id) == ["user", "assistant", "tool", "assistant"]
     stored = await store.messages.list(result.session_id)
@@ -65,12 +65,17 @@ async def test_one_tool(family: str, fake: FakeProviderServer, store: SQLStore, 
     rows = await store.usage.rows(session_id=result.session_id)
     assert [(r["status"], r["input_tokens"]) for r in rows] == [("ok", 42), ("ok", 42)]
     [record] = await store.tool_calls.list(result.session_id)
-    assert record.status == "finished" and record.result is not None and "42" in record.result.text()
+    assert record.status == "finished"
+    assert record.result is not None
+    assert "42" in record.result.text()
     started = [e for e in events if isinstance(e, ToolCallStarted)]
     finished = [e for e in events if isinstance(e, ToolCallFinished)]
     assert [(e.name, e.arguments) for e in started] == [("t.add", {"a": 2, "b": 40})]
-    assert len(finished) == 1 and not finished[0].is_error and finished[0].duration > 0
-    assert isinstance(events[-1], RunFinished) and events[-1].result == result
+    assert len(finished) == 1
+    assert not finished[0].is_error
+    assert finished[0].duration > 0
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].result == result
     assert "".join(e.text for e in events if isinstance(e, TextChunk)) == "It is 42."
 
 
@@ -78,7 +83,9 @@ async def test_parallel_tools_keep_call_order(
     family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub
 ) -> None:
     # The slow call comes first: results must still be in call order.
-    fake.turns.append(tool_turn(family, ("t.slow", {"steps": 5}), ("t.add", {"a": 1, "b": 2}), ("t.add", {"a": 3, "b": 4})))
+    fake.turns.append(
+        tool_turn(family, ("t.slow", {"steps": 5}), ("t.add", {"a": 1, "b": 2}), ("t.add", {"a": 3, "b": 4}))
+    )
     fake.turns.append(FakeTurn(text="done"))
     events: list[Any] = []
     async with await open_session(family, fake, store, hub) as session:
@@ -90,7 +97,8 @@ async def test_parallel_tools_keep_call_order(
     assert [r.name for r in results_of(tool_message)] == ["t.slow", "t.add", "t.add"]
     progress = [e.progress for e in events if isinstance(e, ToolProgress)]
     assert progress == [1, 2, 3, 4, 5]
-    assert len(result.tool_calls) == 3 and not any(c.is_error for c in result.tool_calls)
+    assert len(result.tool_calls) == 3
+    assert not any(c.is_error for c in result.tool_calls)
 
 
 async def test_tool_error_goes_back_to_the_model(
@@ -100,8 +108,10 @@ async def test_tool_error_goes_back_to_the_model(
     async with await open_session(family, fake, store, hub) as session:
         result = await session.run("try it")
         [tool_result] = results_of(session.history[2])
-    assert result.stop_reason == "end_turn" and result.text == "The tool failed."
-    assert tool_result.is_error and "tool fail" in tool_result.text()
+    assert result.stop_reason == "end_turn"
+    assert result.text == "The tool failed."
+    assert tool_result.is_error
+    assert "tool fail" in tool_result.text()
     assert [(c.name, c.is_error, c.executed) for c in result.tool_calls] == [("t.fail", True, True)]
 
 
@@ -111,7 +121,9 @@ async def test_unknown_tool(family: str, fake: FakeProviderServer, store: SQLSto
         result = await session.run("call something")
         [tool_result] = results_of(session.history[2])
     assert result.text == "sorry"
-    assert tool_result.is_error and "unknown tool" in tool_result.text() and "t.add" in tool_result.text()
+    assert tool_result.is_error
+    assert "unknown tool" in tool_result.text()
+    assert "t.add" in tool_result.text()
     assert [(c.is_error, c.executed) for c in result.tool_calls] == [(True, False)]
 
 
@@ -130,9 +142,12 @@ async def test_arguments_not_matching_schema(
         result = await session.run("add")
         first = results_of(session.history[2])[0]
         second = results_of(session.history[4])[0]
-    assert first.is_error and "do not match its input schema" in first.text() and "/a" not in first.text()
+    assert first.is_error
+    assert "do not match its input schema" in first.text()
+    assert "/a" not in first.text()
     assert "at a:" in first.text()
-    assert second.text() == "4" and not second.is_error
+    assert second.text() == "4"
+    assert not second.is_error
     assert [e["arguments"] for e in calls_since(tool_log, before, "add")] == [{"a": 2, "b": 2}]
     assert result.text == "4"
 
@@ -146,7 +161,8 @@ async def test_unparseable_json_arguments(family: str, fake: FakeProviderServer,
     async with await open_session(family, fake, store, hub) as session:
         result = await session.run("add")
         [tool_result] = results_of(session.history[2])
-    assert tool_result.is_error and "not a valid JSON object" in tool_result.text()
+    assert tool_result.is_error
+    assert "not a valid JSON object" in tool_result.text()
     assert result.text == "ok"
 
 
@@ -155,10 +171,13 @@ async def test_invalid_calls_are_retried_a_bounded_number_of_times(
 ) -> None:
     for _ in range(3):
         fake.turns.append(FakeTurn(tool_calls=[FakeToolCall("ghost", {})]))
-    async with await open_session(family, fake, store, hub, limits=Limits(check_budget=False, max_invalid_steps=3)) as session:
+    async with await open_session(
+        family, fake, store, hub, limits=Limits(check_budget=False, max_invalid_steps=3)
+    ) as session:
         result = await session.run("loop forever")
         roles = [m.role for m in session.history]
-    assert result.stop_reason == "invalid_tool_calls" and result.limit_reached
+    assert result.stop_reason == "invalid_tool_calls"
+    assert result.limit_reached
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool"]
     assert len(fake.requests) == 3
 
@@ -176,7 +195,9 @@ class Approver:
         return self.decision
 
 
-async def test_approval_deny(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path) -> None:
+async def test_approval_deny(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path
+) -> None:
     before = len(read_log(tool_log))
     approver = Approver(Deny("not today"))
     fake.turns.extend([tool_turn(family, ("t.delete_item", {"name": "prod-db"})), FakeTurn(text="ok, not deleted")])
@@ -186,12 +207,15 @@ async def test_approval_deny(family: str, fake: FakeProviderServer, store: SQLSt
     assert [(r.name, r.arguments, r.reason) for r in approver.requests] == [
         ("t.delete_item", {"name": "prod-db"}, "the tool is marked destructive")
     ]
-    assert tool_result.is_error and "not today" in tool_result.text()
+    assert tool_result.is_error
+    assert "not today" in tool_result.text()
     assert calls_since(tool_log, before, "delete_item") == []
     assert result.text == "ok, not deleted"
 
 
-async def test_approval_edit(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path) -> None:
+async def test_approval_edit(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path
+) -> None:
     before = len(read_log(tool_log))
     approver = Approver(EditArguments({"name": "staging-db"}))
     fake.turns.extend([tool_turn(family, ("t.delete_item", {"name": "prod-db"})), FakeTurn(text="deleted staging")])
@@ -199,11 +223,14 @@ async def test_approval_edit(family: str, fake: FakeProviderServer, store: SQLSt
         result = await session.run("delete prod-db")
         [tool_result] = results_of(session.history[2])
     assert [e["arguments"] for e in calls_since(tool_log, before, "delete_item")] == [{"name": "staging-db"}]
-    assert "deleted staging-db" in tool_result.text() and "edited the arguments" in tool_result.text()
+    assert "deleted staging-db" in tool_result.text()
+    assert "edited the arguments" in tool_result.text()
     assert result.tool_calls[0].arguments == {"name": "staging-db"}
 
 
-async def test_approval_defaults(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path) -> None:
+async def test_approval_defaults(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path
+) -> None:
     # No callback: read-only tools run, destructive ones are refused with a way to allow them; deny lists win.
     before = len(read_log(tool_log))
     fake.turns.extend(
@@ -221,10 +248,11 @@ async def test_approval_defaults(family: str, fake: FakeProviderServer, store: S
         await session.run("again", limits=Limits(check_budget=False, max_turns=1))
         second = results_of(session.history[5])
     assert first[0].text() == "2"
-    assert first[1].is_error and "needs the user's approval" in first[1].text()
-    assert second[0].is_error and "deny list" in second[0].text()
+    assert first[1].is_error
+    assert "needs the user's approval" in first[1].text()
+    assert second[0].is_error
+    assert "deny list" in second[0].text()
     assert [e["tool"] for e in read_log(tool_log)[before:]] == ["add"]
-    _ = Approve  # imported for the public API check below
 
 
 # --------------------------------------------------------------------------- limits
@@ -236,26 +264,38 @@ async def test_limit_max_turns(family: str, fake: FakeProviderServer, store: SQL
     fake.turns.extend([tool_turn(family, ("t.add", {"a": 1, "b": 1})), tool_turn(family, ("t.add", {"a": 2, "b": 2}))])
     async with await open_session(family, fake, store, hub, limits=Limits(check_budget=False, max_turns=2)) as session:
         result = await session.run("keep going")
-    assert result.stop_reason == "max_turns" and result.limit_reached and "2 model calls" in (result.detail or "")
+    assert result.stop_reason == "max_turns"
+    assert result.limit_reached
+    assert "2 model calls" in (result.detail or "")
     assert len(fake.requests) == 2
     # The partial result is saved and valid: every call has its result.
     assert await stored_roles(store, result.session_id) == ["user", "assistant", "tool", "assistant", "tool"]
     assert len(result.tool_calls) == 2
 
 
-async def test_limit_max_tool_calls(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path) -> None:
+async def test_limit_max_tool_calls(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tool_log: Path
+) -> None:
     before = len(read_log(tool_log))
     fake.turns.append(tool_turn(family, ("t.add", {"a": 1, "b": 1}), ("t.add", {"a": 9, "b": 9})))
-    async with await open_session(family, fake, store, hub, limits=Limits(check_budget=False, max_tool_calls=1)) as session:
+    async with await open_session(
+        family, fake, store, hub, limits=Limits(check_budget=False, max_tool_calls=1)
+    ) as session:
         result = await session.run("two calls")
         results = results_of(session.history[2])
     assert result.stop_reason == "max_tool_calls"
-    assert results[0].text() == "2" and results[1].is_error and "limit" in results[1].text()
+    assert results[0].text() == "2"
+    assert results[1].is_error
+    assert "limit" in results[1].text()
     assert [e["arguments"] for e in calls_since(tool_log, before, "add")] == [{"a": 1, "b": 1}]
 
 
-@pytest.mark.parametrize(("limit", "reason"), [("max_input_tokens", "max_input_tokens"), ("max_output_tokens", "max_output_tokens")])
-async def test_limit_tokens(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, limit: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("limit", "reason"), [("max_input_tokens", "max_input_tokens"), ("max_output_tokens", "max_output_tokens")]
+)
+async def test_limit_tokens(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, limit: str, reason: str
+) -> None:
     fake.turns.extend([tool_turn(family, ("t.add", {"a": 1, "b": 1})), FakeTurn(text="never asked")])
     limits = Limits(check_budget=False, **{limit: 5})
     async with await open_session(family, fake, store, hub, limits=limits) as session:
@@ -274,14 +314,18 @@ async def test_limit_cost(family: str, fake: FakeProviderServer, store: SQLStore
     async with await open_session(family, fake, store, hub, limits=limits, model=model) as session:
         result = await session.run("spend")
     if family == "ollama":  # local models cost exactly 0: the cost limit never stops them
-        assert result.stop_reason == "end_turn" and result.cost_usd == 0.0
+        assert result.stop_reason == "end_turn"
+        assert result.cost_usd == 0.0
         return
     assert result.stop_reason == "max_cost"
-    assert result.cost_usd is not None and result.cost_usd > 0
+    assert result.cost_usd is not None
+    assert result.cost_usd > 0
     assert len(fake.requests) == 1
 
 
-async def test_limit_timeout(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tmp_path: Path) -> None:
+async def test_limit_timeout(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tmp_path: Path
+) -> None:
     never = tmp_path / "never"
     fake.turns.append(tool_turn(family, ("t.wait_for", {"path": str(never)})))
     limits = Limits(check_budget=False, timeout=1.0)
@@ -289,7 +333,8 @@ async def test_limit_timeout(family: str, fake: FakeProviderServer, store: SQLSt
         result = await session.run("wait")
         [tool_result] = results_of(session.history[2])
     assert result.stop_reason == "timeout"
-    assert tool_result.is_error and "interrupted" in tool_result.text()
+    assert tool_result.is_error
+    assert "interrupted" in tool_result.text()
     [record] = await store.tool_calls.list(result.session_id)
     assert record.status == "interrupted"
 
@@ -301,10 +346,13 @@ async def test_limit_budget(family: str, fake: FakeProviderServer, store: SQLSto
     async with await open_session(family, fake, store, hub, user=user, limits=Limits()) as session:
         first = await session.run("spend")
         second = await session.run("spend more")
-    assert first.stop_reason == "budget" and len(fake.requests) == 1
-    assert second.stop_reason == "budget" and len(fake.requests) == 1
+    assert first.stop_reason == "budget"
+    assert len(fake.requests) == 1
+    assert second.stop_reason == "budget"
+    assert len(fake.requests) == 1
     status = await store.usage.check_budget(user.id)
-    assert status.exceeded and status.spent_tokens == 51
+    assert status.exceeded
+    assert status.spent_tokens == 51
 
 
 # --------------------------------------------------------------------------- cancellation
@@ -327,12 +375,15 @@ async def test_cancel_mid_stream(family: str, fake: FakeProviderServer, store: S
     assert result.stop_reason == "cancelled"
     assert result.text.startswith(seen[0])
     assert [m.message.role for m in stored] == ["user", "assistant"]
-    assert stored[1].message.text.startswith(seen[0]) and isinstance(stored[1].message.parts[0], TextPart)
+    assert stored[1].message.text.startswith(seen[0])
+    assert isinstance(stored[1].message.parts[0], TextPart)
     rows = await store.usage.rows(session_id=session.session_id)
     assert [r["status"] for r in rows] == ["aborted"]
 
 
-async def test_caller_cancellation_saves_partial_state(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tmp_path: Path) -> None:
+async def test_caller_cancellation_saves_partial_state(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub, tmp_path: Path
+) -> None:
     fake.turns.append(tool_turn(family, ("t.wait_for", {"path": str(tmp_path / "never")})))
     async with await open_session(family, fake, store, hub) as session:
         with anyio.move_on_after(1.0):

@@ -86,10 +86,12 @@ async def test_crash_then_resume_does_not_repeat_a_non_idempotent_call(
             limits=Limits(check_budget=False),
         )
         async with session:
-            assert session.history[-1].role == "assistant" and session.history[-1].tool_calls
+            assert session.history[-1].role == "assistant"
+            assert session.history[-1].tool_calls
             result = await session.resume_run()
             roles = [m.role for m in session.history]
-        assert result.stop_reason == "end_turn" and result.text.startswith("The wait was interrupted")
+        assert result.stop_reason == "end_turn"
+        assert result.text.startswith("The wait was interrupted")
         # Not repeated: the tool ran once (in the killed process), and the model was told.
         assert [e["tool"] for e in read_log(log)] == ["wait_for"]
         assert roles == ["user", "assistant", "tool", "assistant"]
@@ -107,7 +109,9 @@ async def test_crash_then_resume_does_not_repeat_a_non_idempotent_call(
         await store.close()
 
 
-async def test_crash_then_resume_reruns_a_read_only_call(fakes: dict[str, FakeProviderServer], hub: McpHub, tmp_path: Path) -> None:
+async def test_crash_then_resume_reruns_a_read_only_call(
+    fakes: dict[str, FakeProviderServer], hub: McpHub, tmp_path: Path
+) -> None:
     family = "anthropic"
     fake = fakes[family]
     with fake.lock:
@@ -127,7 +131,8 @@ async def test_crash_then_resume_reruns_a_read_only_call(fakes: dict[str, FakePr
             result = await session.resume_run(limits=Limits(check_budget=False))
             tool_result = session.history[2].tool_results[0]
         assert result.text == "finished after resume"
-        assert not tool_result.is_error and "appeared (read-only)" in tool_result.text()
+        assert not tool_result.is_error
+        assert "appeared (read-only)" in tool_result.text()
         assert INTERRUPTED_RESULT_TEXT not in tool_result.text()
         [record] = await store.tool_calls.list(session_id)
         assert record.status == "finished"

@@ -15,7 +15,7 @@ import pytest
 from agent import ApprovalPolicy, Limits, SamplingRouter, Session
 from mcp_bridge import McpHub, parse_config
 from storage import SQLStore
-from tests.fakes.base import FakeProviderServer, FakeTurn
+from tests.fakes.base import FakeProviderServer, FakeTurn, Fault
 from tests.mcp_bridge.conftest import EVERYTHING, reference_servers  # noqa: F401 - the installer fixture
 from tests.providers.conftest import TEST_KEYS, base_url_for, config_for
 
@@ -53,7 +53,8 @@ async def test_sampling_goes_to_the_session_provider_and_is_metered(
         result = await session.run("ask the server to sample")
         tool_result = session.history[2].tool_results[0]
     assert result.text == "The server's model said four."
-    assert not tool_result.is_error and "four, from the sampled model" in tool_result.text()
+    assert not tool_result.is_error
+    assert "four, from the sampled model" in tool_result.text()
     # The sampling request reached the provider with the server's prompt, as its own request.
     sampling_request = json.dumps(fake.requests[1].json)
     assert "What is 2+2?" in sampling_request
@@ -125,7 +126,8 @@ async def test_cli_run_json(openai_fake: FakeProviderServer, tmp_path: Path, too
     out: dict[str, Any] = json.loads(done.stdout)
     assert out["text"] == "It is 42."
     assert out["stop_reason"] == "end_turn"
-    assert isinstance(out["session_id"], str) and len(out["session_id"]) == 32
+    assert isinstance(out["session_id"], str)
+    assert len(out["session_id"]) == 32
     assert out["usage"] == {
         "input_tokens": 84,
         "output_tokens": 18,
@@ -135,8 +137,10 @@ async def test_cli_run_json(openai_fake: FakeProviderServer, tmp_path: Path, too
     }
     assert out["cost_usd"] is None  # fake-model-1 has no price
     [tool_call] = out["tool_calls"]
-    assert tool_call["name"] == "t.add" and tool_call["arguments"] == {"a": 20, "b": 22}
-    assert tool_call["is_error"] is False and isinstance(tool_call["duration"], float)
+    assert tool_call["name"] == "t.add"
+    assert tool_call["arguments"] == {"a": 20, "b": 22}
+    assert tool_call["is_error"] is False
+    assert isinstance(tool_call["duration"], float)
     assert (tmp_path / "routekit.db").exists()  # stored under $ROUTEKIT_HOME for the local user
 
 
@@ -149,9 +153,10 @@ async def test_cli_exit_codes(openai_fake: FakeProviderServer, tmp_path: Path, t
     assert limited.returncode == 4, limited.stderr
     assert json.loads(limited.stdout)["stop_reason"] == "max_turns"
     unknown = run_cli(["hi", "--provider", "nope"], tmp_path)
-    assert unknown.returncode == 2 and "nope" in unknown.stderr
-    openai_fake.faults.append(__import__("tests.fakes.base", fromlist=["Fault"]).Fault(status=401, message="bad key"))
-    failed = run_cli(["hi", *cli_args(openai_fake, mcp_file, "--json")], tmp_path, key)
+    assert unknown.returncode == 2
+    assert "nope" in unknown.stderr
+    openai_fake.faults.append(Fault(status=401, message="bad key"))
+    failed = run_cli(["hi", *cli_args(openai_fake, mcp_file, "--json")[:-3], "--json"], tmp_path, key)
     assert failed.returncode == 3
     assert "bad key" in json.loads(failed.stdout)["error"]
     assert str(TEST_KEYS["openai"]) not in failed.stdout + failed.stderr

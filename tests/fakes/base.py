@@ -82,6 +82,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any  # parsed JSON, or raw bytes when not JSON
+    client_port: int = 0  # tells which TCP connection carried the request (keep-alive checks)
 
     @property
     def json(self) -> dict[str, Any]:
@@ -126,7 +127,7 @@ class FakeProviderServer:
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -196,6 +197,16 @@ class FakeProviderServer:
         return Rendered(status=404, body=b'{"error": {"message": "no such route"}}')
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # socketserver's default backlog of 5 refuses bursts of concurrent clients
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # clients hang up
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeProviderServer
     protocol_version = "HTTP/1.1"
@@ -234,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            client_port=self.client_address[1],
         )
 
     def _serve(self) -> None:
