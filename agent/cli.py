@@ -300,3 +300,6 @@ main.add_command(_doctor_command)
 from agent.commands.chat import chat as _chat_command  # noqa: E402
 
 main.add_command(_chat_command)
+from agent.http.serve import serve as _serve_command  # noqa: E402
+
+main.add_command(_serve_command)

@@ -2,9 +2,10 @@
 
 Durability (what a crash can lose: nothing that finished):
 
-* After every model response, the step's messages (the user prompt or previous tool results, and the
-  new assistant message) and the usage rows of every attempt of that call are written in ONE
-  transaction (``Store.record_step``), before any tool runs.
+* The user's prompt is written before the first model call (a crash while the model answers keeps it).
+* After every model response, the step's messages (the previous tool results, and the new assistant
+  message) and the usage rows of every attempt of that call are written in ONE transaction
+  (``Store.record_step``), before any tool runs.
 * Every tool call is recorded as started before it runs and finished (with its result) right after,
   so a resumed session knows which calls completed. The tool-result message itself is written with the
   next step's transaction; on resume it is rebuilt from the tool-call records.
@@ -195,6 +196,9 @@ class Run:
         await self.settle_pending()
         if prompt is not None:
             self.add_message(Message.user(prompt))
+            # Durable before the first model call: a crash while the model thinks must not lose the prompt
+            # (one commit per run; settled tool results from a resume go in the same transaction).
+            await self.flush()
         while True:
             reason = self.tracker.before_model_call()
             if reason is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,18 @@ def _compile_validator(schema: dict[str, Any]) -> Any:
     except SchemaError:
         return False  # a tool with a broken schema is validated by its server, not here
     return cls(schema)
+
+
+# Sessions sharing a hub (the HTTP service, a benchmark) share its tools: the same ToolSpec objects (so an
+# adapter's compiled-toolset cache hits across sessions) and each tool's validator, compiled once (checking a
+# schema against its metaschema costs milliseconds). Keyed weakly: a closed hub takes its entry with it.
+_HUB_TOOLS: weakref.WeakKeyDictionary[McpHub, tuple[int, dict[str, _Tool], list[ToolSpec]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+# The local user's id per open store: looked up (or created) by the first session, not by every one.
+_LOCAL_USER_IDS: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------------- sampling routing
@@ -369,18 +382,25 @@ class Session:
 
     async def _user_id(self, user: User | str | None) -> str:
         if user is None:
-            found = await self.store.users.by_name(LOCAL_USER)
-            if found is None:
-                try:
-                    found = await self.store.users.create(LOCAL_USER)
-                except Exception:  # another process created it first
-                    found = await self.store.users.by_name(LOCAL_USER)
-                    if found is None:
-                        raise
-            return found.id
+            cached = _LOCAL_USER_IDS.get(self.store)
+            if cached is not None:
+                return cached
+            _LOCAL_USER_IDS[self.store] = found_id = await self._local_user_id()
+            return found_id
         if isinstance(user, str):
             return (await self.store.users.get(user)).id
         return user.id
+
+    async def _local_user_id(self) -> str:
+        found = await self.store.users.by_name(LOCAL_USER)
+        if found is None:
+            try:
+                found = await self.store.users.create(LOCAL_USER)
+            except Exception:  # another process created it first
+                found = await self.store.users.by_name(LOCAL_USER)
+                if found is None:
+                    raise
+        return found.id
 
     async def _config(
         self, given: ProviderConfig | str | None, config_id: str | None
@@ -461,9 +481,16 @@ class Session:
         if hub is None or hub.tools_version == self._tools_version:
             return
         self._tools_version = hub.tools_version
-        specs = hub.tools()
-        self._tools = {spec.name: _Tool(spec, hub.is_auto_approved(spec.name)) for spec in specs}
-        self._specs = specs
+        cached = _HUB_TOOLS.get(hub)
+        if cached is None or cached[0] != hub.tools_version:
+            specs = hub.tools()
+            cached = (
+                hub.tools_version,
+                {spec.name: _Tool(spec, hub.is_auto_approved(spec.name)) for spec in specs},
+                specs,
+            )
+            _HUB_TOOLS[hub] = cached
+        _, self._tools, self._specs = cached
 
     def tool_specs(self) -> list[ToolSpec]:
         """The tools offered to the model (the same list object while the hub's tools do not change)."""

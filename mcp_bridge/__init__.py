@@ -3,6 +3,16 @@
 Importing this package is cheap: the ``mcp`` SDK is imported only when the hub connects.
 """
 
+from mcp_bridge.auth import (
+    AuthorizationResponse,
+    HeadlessRedirectHandler,
+    InMemoryTokenStore,
+    McpAuthError,
+    RedirectHandler,
+    TokenStore,
+    TokenStoreFactory,
+    build_auth,
+)
 from mcp_bridge.callbacks import (
     ElicitationHandler,
     ElicitationRequest,
@@ -15,15 +25,30 @@ from mcp_bridge.callbacks import (
     accept_defaults,
     apply_schema_defaults,
 )
-from mcp_bridge.config import McpConfig, McpConfigError, RootConfig, ServerConfig, load_config, parse_config
+from mcp_bridge.config import (
+    AuthConfig,
+    IdpConfig,
+    McpConfig,
+    McpConfigError,
+    RootConfig,
+    ServerConfig,
+    load_config,
+    parse_config,
+)
 from mcp_bridge.hub import McpError, McpHub, PromptArgumentInfo, PromptInfo, PromptResult, ResourceInfo, ServerStatus
 from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, error_result, to_tool_result
 
 __all__ = [
     "DEFAULT_MAX_RESULT_BYTES",
+    "AuthConfig",
+    "AuthorizationResponse",
     "ElicitationHandler",
     "ElicitationRequest",
     "ElicitationResponse",
+    "HeadlessRedirectHandler",
+    "IdpConfig",
+    "InMemoryTokenStore",
+    "McpAuthError",
     "McpConfig",
     "McpConfigError",
     "McpError",
@@ -33,6 +58,7 @@ __all__ = [
     "PromptArgumentInfo",
     "PromptInfo",
     "PromptResult",
+    "RedirectHandler",
     "ResourceInfo",
     "RootConfig",
     "SamplingHandler",
@@ -40,8 +66,11 @@ __all__ = [
     "SamplingResponse",
     "ServerConfig",
     "ServerStatus",
+    "TokenStore",
+    "TokenStoreFactory",
     "accept_defaults",
     "apply_schema_defaults",
+    "build_auth",
     "error_result",
     "load_config",
     "parse_config",

@@ -19,6 +19,17 @@ routekit's extras, per server: ``connect_timeout`` and ``call_timeout`` (seconds
 ``deny_tools`` (tool-name globs), ``trust`` (``"ask"`` or ``"auto"``) and ``auto_approve`` (tool-name globs;
 Cline's ``autoApprove`` / ``alwaysAllow``), ``roots`` (paths or ``file://`` URIs), ``disabled``,
 ``inherit_env`` (extra parent variables a stdio server may see), ``max_restarts`` and ``protocol``.
+
+Remote (http/sse) servers may carry an ``auth`` object (OAuth 2.1, see :mod:`mcp_bridge.auth`)::
+
+    "auth": {"client_id": "...", "client_secret": "${SECRET}", "scope": "read", "issuer": "https://as.example"}
+
+Fields (all optional): ``grant`` (``auto``, ``authorization_code``, ``client_credentials`` or ``enterprise``),
+``client_id``, ``client_secret``, ``private_key`` (PEM, for ``private_key_jwt``) with ``signing_algorithm``,
+``token_endpoint_auth_method``, ``scope``, ``issuer`` (pins the authorization server), ``redirect_uri``,
+``client_name``, ``client_metadata_url`` (a client ID metadata document URL) and ``idp`` (enterprise-managed
+authorization: ``token_endpoint``, ``client_id``, ``client_secret``, ``id_token``). ``${VAR}`` is expanded in
+every string. ``"auth": true`` (or ``{}``) means "authorization code with dynamic registration".
 """
 
 from __future__ import annotations
@@ -36,7 +47,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from providers.errors import ConfigError
 
-__all__ = ["McpConfig", "McpConfigError", "RootConfig", "ServerConfig", "load_config", "parse_config"]
+__all__ = [
+    "AuthConfig",
+    "IdpConfig",
+    "McpConfig",
+    "McpConfigError",
+    "RootConfig",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+]
 
 TransportKind = Literal["stdio", "http", "sse"]
 
@@ -81,6 +101,55 @@ class RootConfig(BaseModel):
     name: str | None = None
 
 
+GrantKind = Literal["auto", "authorization_code", "client_credentials", "enterprise"]
+TokenAuthMethod = Literal["auto", "none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class IdpConfig(BaseModel):
+    """Enterprise-managed authorization (SEP-990): the identity provider that turns the user's ID token into an
+    identity assertion grant (ID-JAG) by RFC 8693 token exchange."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_endpoint: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    id_token: SecretStr | None = None
+
+
+class AuthConfig(BaseModel):
+    """OAuth for one remote server. Which flow runs follows from the fields (see :mod:`mcp_bridge.auth`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grant: GrantKind = "auto"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    private_key: SecretStr | None = None
+    signing_algorithm: str = "RS256"
+    token_endpoint_auth_method: TokenAuthMethod = "auto"
+    scope: str | None = None
+    issuer: str | None = None
+    redirect_uri: str = "http://localhost:8765/callback"
+    client_name: str = "routekit"
+    client_metadata_url: str | None = None
+    idp: IdpConfig | None = None
+
+    def resolved_grant(self) -> GrantKind:
+        """The grant ``auto`` stands for where the fields decide it: an IdP means enterprise-managed
+        authorization, a private key means client credentials with ``private_key_jwt``. A bare client ID and
+        secret stay ``auto``: the authorization server's metadata decides (see :mod:`mcp_bridge.auth`)."""
+        if self.grant != "auto":
+            return self.grant
+        if self.idp is not None:
+            return "enterprise"
+        if self.private_key is not None:
+            return "client_credentials"
+        if self.client_secret is None:
+            return "authorization_code"
+        return "auto"
+
+
 class ServerConfig(BaseModel):
     """One MCP server. Secrets (``env`` and ``headers`` values) are ``SecretStr``: never in reprs or logs."""
 
@@ -97,6 +166,7 @@ class ServerConfig(BaseModel):
     # http / sse
     url: str | None = None
     headers: dict[str, SecretStr] = Field(default_factory=dict)
+    auth: AuthConfig | None = None
     # routekit extras
     connect_timeout: float = Field(default=30.0, gt=0)
     call_timeout: float | None = Field(default=300.0, gt=0)
@@ -249,7 +319,7 @@ def _stdio_fields(name: str, entry: dict[str, Any], environ: Mapping[str, str]) 
     if not isinstance(inherit, list) or not all(isinstance(v, str) for v in inherit):
         raise McpConfigError(name, "inherit_env", "must be a list of environment variable names")
     out["inherit_env"] = inherit
-    for stray in ("url", "headers", "serverUrl"):
+    for stray in ("url", "headers", "serverUrl", "auth", "oauth"):
         if stray in entry:
             raise McpConfigError(name, stray, "only remote (http/sse) servers take this field")
     return out
@@ -267,7 +337,59 @@ def _http_fields(name: str, entry: dict[str, Any], environ: Mapping[str, str]) -
     for stray in ("command", "args", "cwd"):
         if stray in entry:
             raise McpConfigError(name, stray, "only stdio servers take this field")
-    return {"url": url, "headers": _string_map(entry.pop("headers", {}), name, "headers", environ)}
+    out: dict[str, Any] = {"url": url, "headers": _string_map(entry.pop("headers", {}), name, "headers", environ)}
+    for key in ("auth", "oauth"):
+        if key in entry:
+            auth = _auth(name, key, entry.pop(key), environ)
+            if auth is not None:
+                out["auth"] = auth
+    return out
+
+
+def _camel_to_snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _expand_tree(value: Any, server: str, field: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _expand(value, server, field, environ)
+    if isinstance(value, Mapping):
+        return {
+            _camel_to_snake(str(k)): _expand_tree(v, server, f"{field}.{_camel_to_snake(str(k))}", environ)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _auth(name: str, key: str, value: Any, environ: Mapping[str, str]) -> AuthConfig | None:
+    """The ``auth`` section: ``false``/``null`` (none), ``true`` (authorization code + registration) or an object."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return AuthConfig()
+    if not isinstance(value, Mapping):
+        raise McpConfigError(name, key, "must be an object (or true for the default OAuth flow)")
+    fields = _expand_tree(value, name, key, environ)
+    try:
+        auth = AuthConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join([key, *(str(p) for p in first["loc"])])
+        raise McpConfigError(name, where, first["msg"]) from None
+    if auth.grant == "client_credentials" and auth.client_id is None:
+        raise McpConfigError(name, f"{key}.client_id", "the client_credentials grant needs a client_id")
+    if auth.grant == "enterprise" and (auth.idp is None or auth.client_id is None or auth.client_secret is None):
+        raise McpConfigError(
+            name, f"{key}.idp", "enterprise authorization needs 'idp', 'client_id' and 'client_secret'"
+        )
+    if (auth.client_secret is not None or auth.private_key is not None) and auth.client_id is None:
+        raise McpConfigError(name, f"{key}.client_id", "a client secret or private key needs its client_id")
+    for field in ("issuer", "client_metadata_url"):
+        if (url := getattr(auth, field)) is not None:
+            _check_url(name, f"{key}.{field}", url)
+    if auth.idp is not None:
+        _check_url(name, f"{key}.idp.token_endpoint", auth.idp.token_endpoint)
+    return auth
 
 
 def _check_url(name: str, field: str, url: str) -> None:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     import mcp_types
     from mcp.client.session import ClientSession
 
+    from mcp_bridge.auth import RedirectHandler, TokenStoreFactory
+
 __all__ = ["McpHub", "PromptArgumentInfo", "PromptInfo", "PromptResult", "ResourceInfo", "ServerStatus"]
 
 _log = logging.getLogger(__name__)
@@ -271,6 +273,7 @@ class _Connection:
         self._closing = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._tools_stale = False
+        self._auth: Any = None  # the server's httpx2.Auth, kept across reconnects (it holds tokens and metadata)
 
     # ----------------------------------------------------------------- state
 
@@ -377,6 +380,19 @@ class _Connection:
             return "the server closed the connection during startup (it exited or wrote no MCP messages)"
         return _describe(exc)
 
+    def _http_auth(self) -> Any:
+        """The OAuth ``httpx2.Auth`` for a remote server with an ``auth`` section (built once, then reused)."""
+        cfg = self.config
+        if cfg.auth is None or cfg.url is None:
+            return None
+        if self._auth is None:
+            from mcp_bridge.auth import build_auth
+
+            hub = self.hub
+            store = hub.token_store(self.name) if hub.token_store is not None else None
+            self._auth = build_auth(cfg.auth, cfg.url, store=store, redirect_handler=hub.redirect_handler)
+        return self._auth
+
     async def _open_transport(self, stack: AsyncExitStack) -> tuple[Any, Any]:
         cfg = self.config
         if cfg.transport == "stdio":
@@ -388,6 +404,7 @@ class _Connection:
             client = await stack.enter_async_context(
                 httpx2.AsyncClient(
                     headers=cfg.header_values(),
+                    auth=self._http_auth(),
                     timeout=httpx2.Timeout(cfg.connect_timeout, read=max(300.0, cfg.call_timeout or 0)),
                 )
             )
@@ -403,6 +420,7 @@ class _Connection:
                     headers=cfg.header_values(),
                     timeout=cfg.connect_timeout,
                     sse_read_timeout=max(300.0, cfg.call_timeout or 0),
+                    auth=self._http_auth(),
                 )
             )
         return _WatchedReadStream(read, self._dropped), write
@@ -683,6 +701,10 @@ class McpHub:
 
     Use as ``async with McpHub(config, sampling=..., elicitation=...) as hub:``. Entering waits until every
     enabled server is connected or has failed (see :meth:`status`); failed servers do not stop the others.
+
+    Remote servers with an ``auth`` section authorize with OAuth (:mod:`mcp_bridge.auth`): ``token_store`` builds
+    each server's token store from its name (default: in memory), ``redirect_handler`` takes the user through an
+    authorization-code login (default: :class:`~mcp_bridge.auth.HeadlessRedirectHandler`).
     """
 
     def __init__(
@@ -694,6 +716,8 @@ class McpHub:
         client_name: str = "routekit",
         client_version: str = "0.1.0",
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        token_store: TokenStoreFactory | None = None,
+        redirect_handler: RedirectHandler | None = None,
     ) -> None:
         self.config = config if isinstance(config, McpConfig) else McpConfig(servers=dict(config))
         self.sampling = sampling
@@ -701,6 +725,8 @@ class McpHub:
         self.client_name = client_name
         self.client_version = client_version
         self.max_result_bytes = max_result_bytes
+        self.token_store = token_store
+        self.redirect_handler = redirect_handler
         self._connections: dict[str, _Connection] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._listeners: list[Callable[[str, str], None]] = []

@@ -4,7 +4,7 @@ Streams use ``client.messages.create(stream=True)`` and its raw events rather th
 accumulators (which re-parse partial tool JSON with jiter on every delta): routekit assembles text,
 thinking and tool calls itself, which keeps the per-call CPU close to the bare SDK call.
 
-Wire facts this module relies on (see /work/shared/reference/provider-wire-formats.md §3):
+Wire facts this module relies on (see the shared folder's reference/provider-wire-formats.md §3):
 
 * ``usage.input_tokens`` excludes cache reads and writes; routekit's ``input_tokens`` includes them.
 * ``message_start`` carries the input side of usage, ``message_delta`` the cumulative output (and it may
@@ -20,7 +20,9 @@ Wire facts this module relies on (see /work/shared/reference/provider-wire-forma
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ from providers.base import ProviderConfig
 from providers.errors import (
     AuthenticationError,
     BadRequest,
+    ConfigError,
     ContextTooLong,
     ModelNotFound,
     Overloaded,
@@ -110,8 +113,29 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
+@functools.cache
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: building one loads the CA bundle (~30 ms of CPU), which every
+    session opening an adapter would otherwise pay. Same settings as the SDK's own default."""
+    return httpx2.create_ssl_context()
+
+
+def _http_client(config: ProviderConfig) -> httpx2.AsyncClient:
+    """The SDK's HTTP client for ``options["http_transport"]``: ``"aiohttp"`` (default; the SDK's
+    ``DefaultAioHttpClient``, markedly less CPU per request) or ``"httpx"`` (the SDK's default transport)."""
+    transport = config.options.get("http_transport", "aiohttp")
+    if transport == "aiohttp":
+        return anthropic.DefaultAioHttpClient(verify=_shared_ssl_context())
+    if transport == "httpx":
+        return anthropic.DefaultAsyncHttpxClient(verify=_shared_ssl_context())
+    raise ConfigError(f"options.http_transport for {config.provider} must be 'aiohttp' or 'httpx', not {transport!r}")
+
+
 class AnthropicProvider:
-    """routekit's Provider for the Anthropic Messages API."""
+    """routekit's Provider for the Anthropic Messages API.
+
+    ``config.options`` understood here: ``http_transport`` (``"aiohttp"``, the default, or ``"httpx"``).
+    """
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.provider
@@ -124,6 +148,7 @@ class AnthropicProvider:
             timeout=anthropic.Timeout(config.timeout, connect=config.connect_timeout),
             max_retries=0,  # routekit's resilience layer retries, so that each attempt is metered
             default_headers=config.extra_headers or None,
+            http_client=_http_client(config),
         )
         # The last compiled toolset, keyed by the identity of the ToolSpec objects (an agent loop offers the
         # same tools on every step); the specs are kept referenced so their ids cannot be reused.

@@ -1,6 +1,6 @@
 """Ollama adapter (official ``ollama`` SDK 0.6.3, ``/api/chat``).
 
-Wire facts this module relies on (see /work/shared/reference/provider-wire-formats.md §0 and §5):
+Wire facts this module relies on (see the shared folder's reference/provider-wire-formats.md §0 and §5):
 
 * Tool calls carry no ids. They arrive whole (arguments already a JSON object), several possibly in one
   NDJSON line. routekit gives each call a fresh id, and sends results back as ``role: tool`` messages

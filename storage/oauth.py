@@ -9,14 +9,16 @@ which is the reconfiguration a user needs, instead of a crash.
 from __future__ import annotations
 
 import time
-
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from typing import TYPE_CHECKING
 
 from storage._db import Conn, Database
 from storage.crypto import AssociatedData
 from storage.errors import DecryptionFailed
 from storage.keys import GLOBAL_OWNER, KeyManager
 from storage.repositories import new_id
+
+if TYPE_CHECKING:  # importing the mcp SDK costs ~1 s; only token reads need it at run time
+    from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 
 class StoredTokenStorage:
@@ -75,6 +77,8 @@ class StoredTokenStorage:
 
     async def get_tokens(self) -> OAuthToken | None:
         data = await self._get("tokens")
+        from mcp.shared.auth import OAuthToken
+
         return None if data is None else OAuthToken.model_validate_json(data)
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
@@ -82,6 +86,8 @@ class StoredTokenStorage:
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         data = await self._get("client_info")
+        from mcp.shared.auth import OAuthClientInformationFull
+
         return None if data is None else OAuthClientInformationFull.model_validate_json(data)
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:

@@ -27,6 +27,7 @@ from storage.sqlite import SQLiteDatabase, sqlite_path_from_url
 from storage.usage import UsageEntry, UsageLedger, UsageRow, insert_usage, prepare
 
 HOME_ENV = "ROUTEKIT_HOME"
+DATABASE_URL_ENV = "ROUTEKIT_DATABASE_URL"  # e.g. postgresql://... for several instances sharing state
 DB_FILE_NAME = "routekit.db"
 
 
@@ -38,7 +39,9 @@ def data_home(environ: dict[str, str] | None = None) -> Path:
 
 
 def default_url(environ: dict[str, str] | None = None) -> str:
-    return f"sqlite:///{data_home(environ) / DB_FILE_NAME}"
+    """``$ROUTEKIT_DATABASE_URL`` if set, else the embedded SQLite database under :func:`data_home`."""
+    env = os.environ if environ is None else environ
+    return env.get(DATABASE_URL_ENV) or f"sqlite:///{data_home(environ) / DB_FILE_NAME}"
 
 
 @runtime_checkable
@@ -150,7 +153,7 @@ async def open_store(
     migrate_to: int | None = None,
     durable: bool = True,
 ) -> SQLStore:
-    """Open (and migrate) the store at ``url``; the embedded SQLite database when ``url`` is None.
+    """Open (and migrate) the store at ``url``; when None, ``$ROUTEKIT_DATABASE_URL`` or the embedded SQLite.
 
     The master key comes from ``keyring``, else ``ROUTEKIT_MASTER_KEY``, else ``<key_dir>/master.key``
     (default: the data home; created with 0600 on first use). A malformed ``ROUTEKIT_MASTER_KEY`` is

@@ -7,6 +7,8 @@ indistinguishable from one that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.http import routes_admin, routes_config, routes_mcp, routes_sessions, routes_usage, runs
 from agent.http.deps import ServiceState
+from agent.http.hubs import HubPool
 from agent.http.limits import BodySizeLimit, RateLimiter, RunSlots, TooManyRequests
 from agent.http.settings import ServiceSettings
 from agent.http.ssrf import UnsafeUrl
@@ -100,7 +103,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI:
     """The routekit service over ``store``. The caller owns the store (opens and closes it)."""
     settings = settings or ServiceSettings()
+    hubs = HubPool(settings.hub_idle_seconds, settings.max_idle_hubs)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with hubs.running():
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="routekit",
         summary="MCP-aware agent runtime: per-user provider keys, MCP servers, sessions, streamed runs, usage.",
         version="0.1.0",
@@ -112,6 +123,7 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
         settings=settings,
         limiter=RateLimiter(settings.requests_per_minute),
         runs=RunSlots(settings.max_concurrent_runs),
+        hubs=hubs,
     )
     _install_error_handlers(app)
     for module in (routes_config, routes_mcp, routes_sessions, runs, routes_usage, routes_admin):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agent.http.hubs import HubPool
 from agent.http.limits import RateLimiter, RunSlots
 from agent.http.settings import ServiceSettings
 from storage import Store, User
@@ -21,6 +22,7 @@ class ServiceState:
     settings: ServiceSettings
     limiter: RateLimiter
     runs: RunSlots
+    hubs: HubPool
     # Live runs by session id (whatever the runtime integration keeps there, e.g. pending approvals).
     live: dict[str, Any] = field(default_factory=dict)
 
@@ -50,6 +52,8 @@ async def current_user(
     state = state_of(request)
     user = await state.store.users.authenticate(credentials.credentials)
     if user is None:
+        # Wrong tokens count against the client address, so guessing is rate limited too.
+        state.limiter.hit(f"ip:{request.client.host if request.client else 'unknown'}")
         raise _unauthorized("invalid or revoked API token: ask the administrator for a new one")
     state.limiter.hit(user.id)
     return user
@@ -63,6 +67,7 @@ async def require_admin(
     if state.settings.admin_token_sha256 is None:
         raise HTTPException(status_code=403, detail="the admin API is disabled: no admin token is configured")
     if credentials is None or not state.settings.admin_token_matches(credentials.credentials):
+        state.limiter.hit(f"ip:{request.client.host if request.client else 'unknown'}")
         raise _unauthorized("admin token required: send 'Authorization: Bearer <admin token>'")
     state.limiter.hit("admin")
 

@@ -33,6 +33,8 @@ class RateLimiter:
 
     def hit(self, user_id: str) -> None:
         now = self._clock()
+        if len(self._hits) > 10_000:  # forget idle keys (many client addresses guessing tokens)
+            self._hits = {k: w for k, w in self._hits.items() if w and w[-1] > now - 60.0}
         window = self._hits.setdefault(user_id, deque())
         while window and window[0] <= now - 60.0:
             window.popleft()

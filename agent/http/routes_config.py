@@ -140,11 +140,18 @@ async def update_config(config_id: str, body: LlmConfigUpdate, user: CurrentUser
     configs = state.store.provider_configs
     record = await configs.get(user.id, config_id)  # 404 for another user's id
     if body.api_key is not None or body.extra_headers is not None:
+        # The storage call replaces both secrets; keep the one that was not re-entered.
+        key: SecretStr | None = body.api_key
         headers = _secret_values(body.extra_headers)
-        if headers is None and record.extra_header_names:
-            current = await configs.resolve(user.id, config_id)
-            headers = dict(current.extra_headers)
-        record = await configs.update_secrets(user.id, config_id, api_key=body.api_key, extra_headers=headers)
+        if key is None or (headers is None and record.extra_header_names):
+            try:
+                current = await configs.resolve(user.id, config_id)
+            except ConfigError:
+                current = None  # undecryptable: whatever was not re-entered is gone anyway
+            if current is not None:
+                key = key if key is not None else current.api_key
+                headers = headers if headers is not None else dict(current.extra_headers)
+        record = await configs.update_secrets(user.id, config_id, api_key=key, extra_headers=headers)
     if body.default:
         await configs.set_default(user.id, config_id)
         record = await configs.get(user.id, config_id)
@@ -161,7 +168,10 @@ async def delete_config(config_id: str, user: CurrentUser, state: State) -> Resp
 @router.post("/api/user/llm-config/{config_id}/test", response_model=CheckOut, summary="Check a key (no tokens spent)")
 async def test_config(config_id: str, user: CurrentUser, state: State) -> CheckOut:
     config = await _resolve(state, user.id, config_id)
-    provider = create_provider(config)
+    try:
+        provider = create_provider(config)
+    except ConfigError as exc:
+        return CheckOut(ok=False, provider=config.provider, detail=scrub(str(exc), config.secrets()))
     try:
         result = await provider.check()
     except ProviderError as exc:
@@ -211,7 +221,10 @@ async def list_models(provider: str, user: CurrentUser, state: State, config_id:
             raise HTTPException(404, f"no stored {provider} config: add one with POST /api/user/llm-config")
         record = found
     config = await _resolve(state, user.id, record.id)
-    client = create_provider(config)
+    try:
+        client = create_provider(config)
+    except ConfigError as exc:
+        raise HTTPException(409, scrub(str(exc), config.secrets())) from None
     try:
         models = await client.list_models()
     except ProviderError as exc:

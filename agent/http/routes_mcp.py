@@ -111,6 +111,7 @@ async def put_server(name: str, entry: dict[str, Any], user: CurrentUser, state:
     record = await state.store.mcp_servers.save(
         user.id, name, _plain_config(server), headers=server.header_values() or None
     )
+    state.hubs.purge(user.id)
     return McpServerOut.of(record)
 
 
@@ -120,6 +121,7 @@ async def delete_server(name: str, user: CurrentUser, state: State) -> Response:
     if not any(r.name == name for r in mine):
         raise HTTPException(404, f"you have no MCP server named {name!r}")
     await state.store.mcp_servers.delete(user.id, name)
+    state.hubs.purge(user.id)
     return Response(status_code=204)
 
 
@@ -136,6 +138,7 @@ async def put_catalog_server(name: str, entry: dict[str, Any], state: State) -> 
     record = await state.store.mcp_servers.save(
         None, name, _plain_config(server), env=server.env_values() or None, headers=server.header_values() or None
     )
+    state.hubs.purge()
     return McpServerOut.of(record)
 
 
@@ -144,4 +147,5 @@ async def delete_catalog_server(name: str, state: State) -> Response:
     if not any(r.name == name for r in await state.store.mcp_servers.list(None)):
         raise HTTPException(404, f"no catalogue MCP server named {name!r}")
     await state.store.mcp_servers.delete(None, name)
+    state.hubs.purge()
     return Response(status_code=204)

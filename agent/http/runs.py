@@ -12,6 +12,7 @@ runtime). One run per session at a time; at most ``max_concurrent_runs`` per use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ class _EventStream(Response):
         super().__init__(
             status_code=200, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, media_type=None
         )
-        self.state, self.user, self.record, self.body = state, user, record, body
+        self.state, self.user, self.record, self.message = state, user, record, body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state, user_id, session_id = self.state, self.user.id, self.record.id
@@ -143,28 +144,37 @@ class _EventStream(Response):
         from agent.session import Session
 
         state, record = self.state, self.record
-        await emit(_sse("run_started", {"session_id": record.id, "model": self.body.model or record.model}))
+        await emit(_sse("run_started", {"session_id": record.id, "model": self.message.model or record.model}))
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                mcp = await _mcp_config(state, self.user.id, record)
+                hub = await stack.enter_async_context(state.hubs.lease(self.user.id, mcp)) if mcp else None
+                session = await Session.open(
+                    store=state.store,
+                    user=self.user.id,
+                    session_id=record.id,
+                    mcp=mcp if hub is None else None,
+                    hub=hub,
+                    approval=live.policy(state.settings.approval_timeout),
+                    limits=Limits(),
+                )
+            except (RoutekitError, ValueError) as exc:
+                await emit(_sse("error", {"type": "error", "error": str(exc), "kind": type(exc).__name__}))
+                return
+            await self._stream(session, emit)
+
+    async def _stream(self, session: Any, emit: Any) -> None:
+        record = self.record
         try:
-            mcp = await _mcp_config(state, self.user.id, record)
-            session = await Session.open(
-                store=state.store,
-                user=self.user.id,
-                session_id=record.id,
-                mcp=mcp,
-                approval=live.policy(state.settings.approval_timeout),
-                limits=Limits(),
-            )
-        except (RoutekitError, ValueError) as exc:
-            await emit(_sse("error", {"type": "error", "error": str(exc), "kind": type(exc).__name__}))
-            return
-        try:
-            async for event in session.stream(self.body.content, model=self.body.model):
+            async for event in session.stream(self.message.content, model=self.message.model):
                 await emit(_sse(event.type, event_to_dict(event)))
         except RoutekitError:
             pass  # already delivered as the stream's "error" event
         except Exception as exc:
             _log.error("run of session %s failed: %s", record.id, type(exc).__name__)
-            await emit(_sse("error", {"type": "error", "error": "internal error; see the service log", "kind": "Internal"}))
+            await emit(
+                _sse("error", {"type": "error", "error": "internal error; see the service log", "kind": "Internal"})
+            )
         finally:
             # Not inside a new (shielding) cancel scope: the session leaves its MCP hub's task group at the
             # nesting level it entered it, as anyio requires.
@@ -177,6 +187,7 @@ async def _mcp_config(state: ServiceState, user_id: str, record: SessionRecord) 
     if not names:
         return None
     servers: dict[str, ServerConfig] = {}
+    mine = {s.name for s in await state.store.mcp_servers.list(user_id, include_global=False)}
     for name in names:
         secrets = await state.store.mcp_servers.resolve(user_id, name)
         entry = dict(secrets.config)
@@ -188,7 +199,6 @@ async def _mcp_config(state: ServiceState, user_id: str, record: SessionRecord) 
             server = parse_server(name, entry, {})  # no ${VAR} expansion from the service's environment
         except McpConfigError as exc:
             raise ConfigError(scrub(str(exc), [*secrets.env.values(), *secrets.headers.values()])) from None
-        mine = {s.name for s in await state.store.mcp_servers.list(user_id, include_global=False)}
         if name in mine:
             if server.transport == "stdio":
                 raise ConfigError(f"MCP server {name!r}: users may not run stdio servers")

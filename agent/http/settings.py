@@ -35,6 +35,9 @@ class ServiceSettings:
     resolver: Resolver | None = field(default=None, repr=False)
     # How long a tool call may wait for the user's approval before it is denied.
     approval_timeout: float = 300.0
+    # Open MCP hubs kept between runs (see agent.http.hubs): how long an idle one stays, and how many.
+    hub_idle_seconds: float = 300.0
+    max_idle_hubs: int = 32
     static_dir: Path | None = None  # None: the page shipped in agent/http/static
 
     def admin_token_matches(self, token: str) -> bool:

@@ -16,7 +16,7 @@ from agent import ApprovalPolicy, Limits, Session
 from mcp_bridge import McpHub
 from providers.history import INTERRUPTED_RESULT_TEXT
 from storage import open_store
-from tests.fakes.base import FakeProviderServer, FakeTurn
+from tests.fakes.base import FakeProviderServer, FakeTurn, Fault
 from tests.providers.conftest import base_url_for, config_for
 
 from .conftest import FAMILIES, read_log, server_entry, tool_turn
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(family: str, fake: FakeProviderServer, home: Path, log: Path) -> subprocess.Popen[str]:
+def start_worker(
+    family: str, fake: FakeProviderServer, home: Path, log: Path, prompt: str = "run the blocking tool"
+) -> subprocess.Popen[str]:
     mcp = {"mcpServers": {"t": server_entry(log)}}
     args = [
         sys.executable,
@@ -36,7 +38,7 @@ def start_worker(family: str, fake: FakeProviderServer, home: Path, log: Path) -
         f"sqlite:///{home / 'crash.db'}",
         str(home),
         json.dumps(mcp),
-        "run the blocking tool",
+        prompt,
     ]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -136,5 +138,50 @@ async def test_crash_then_resume_reruns_a_read_only_call(
         assert INTERRUPTED_RESULT_TEXT not in tool_result.text()
         [record] = await store.tool_calls.list(session_id)
         assert record.status == "finished"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("family", ["anthropic", "openai"])
+async def test_crash_during_first_model_call_keeps_the_prompt(
+    family: str, fake: FakeProviderServer, hub: McpHub, tmp_path: Path
+) -> None:
+    """Kill -9 while the first model call is in flight: the prompt is already stored, and resuming completes."""
+    prompt = f"a prompt that must survive ({family})"
+    fake.faults.append(Fault(delay=30.0))  # the first model call hangs until the worker is killed
+    proc = start_worker(family, fake, tmp_path, tmp_path / "calls.jsonl", prompt)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(prompt in json.dumps(r.body if isinstance(r.body, dict) else {}) for r in list(fake.requests)):
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited early: {proc.stderr.read() if proc.stderr else ''}")
+            assert time.monotonic() < deadline, "the first model call never reached the fake"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # the model call is in flight
+    finally:
+        proc.wait(timeout=10)
+    assert proc.stdout is not None
+    session_id = proc.stdout.readline().split()[1]
+    store = await open_store(f"sqlite:///{tmp_path / 'crash.db'}", key_dir=tmp_path)
+    try:
+        stored = await store.messages.list(session_id)
+        assert [(m.message.role, m.message.text) for m in stored] == [("user", prompt)]
+        fake.turns.append(FakeTurn(text="answered after the crash"))
+        session = await Session.resume(
+            session_id,
+            provider=config_for(family, fake),
+            store=store,
+            hub=hub,
+            approval=ApprovalPolicy.auto_all(),
+            limits=Limits(check_budget=False),
+        )
+        async with session:
+            result = await session.resume_run()
+        assert result.stop_reason == "end_turn"
+        assert result.text == "answered after the crash"
+        assert prompt in json.dumps(fake.requests[-1].json)  # the resumed call carried the stored prompt
+        stored = await store.messages.list(session_id)
+        assert [m.message.role for m in stored] == ["user", "assistant"]
+        assert (await store.usage.rows(session_id=session_id))[-1]["status"] == "ok"
     finally:
         await store.close()

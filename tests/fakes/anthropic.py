@@ -1,6 +1,6 @@
 """A fake Anthropic Messages API that the real ``anthropic`` SDK talks to over HTTP.
 
-Speaks the wire format of /work/shared/reference/provider-wire-formats.md §3: ``POST /v1/messages`` as
+Speaks the wire format of the shared folder's reference/provider-wire-formats.md §3: ``POST /v1/messages`` as
 JSON or as SSE (every event with an ``event:`` line equal to ``data.type``; ``message_start`` carries the
 input side of usage, ``message_delta`` the cumulative output; ``message_stop`` is terminal; tool input
 arrives as ``input_json_delta`` pieces cut inside JSON strings), ``GET /v1/models`` and

@@ -107,6 +107,8 @@ class FakeProviderServer:
     provider = "fake"
     stream_content_type = "text/event-stream"
     stall_seconds = 60.0
+    # Seconds every response waits before its headers (a model's think time, for load benchmarks); 0 = none.
+    latency = 0.0
 
     def __init__(self) -> None:
         self.turns: deque[FakeTurn] = deque()
@@ -268,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
             rendered = fake.not_found(request)
         if fault is not None and fault.delay:
             fake._stop.wait(fault.delay)
+        if fake.latency:
+            fake._stop.wait(fake.latency)
         if rendered.chunks is None:
             self._send_whole(rendered, extra_headers=extra_headers)
         else:

@@ -1,6 +1,6 @@
 """A fake Ollama server speaking /api/chat (JSON and NDJSON), /api/tags, /api/version and /api/show.
 
-Shapes follow /work/shared/reference/provider-wire-formats.md §5: tool calls arrive whole with
+Shapes follow the shared folder's reference/provider-wire-formats.md §5: tool calls arrive whole with
 arguments as a JSON object and no ids; usage (``prompt_eval_count``/``eval_count``) appears only on the
 ``done: true`` object; streams are NDJSON with no blank lines; errors are ``{"error": "..."}`` with the
 HTTP status, or an ``{"error": ...}`` line inside a 200 stream.

@@ -1,6 +1,6 @@
 """A fake OpenAI Chat Completions server (also the wire of every OpenAI-compatible preset and Azure).
 
-Speaks the wire of /work/shared/reference/provider-wire-formats.md §1: ``POST /v1/chat/completions``
+Speaks the wire of the shared folder's reference/provider-wire-formats.md §1: ``POST /v1/chat/completions``
 (JSON or SSE with ``data:`` lines only, usage in an extra ``choices: []`` chunk when
 ``stream_options.include_usage`` is set, ``data: [DONE]`` terminator) and ``GET /v1/models``. Azure paths
 (``/openai/deployments/{deployment}/chat/completions`` and ``/openai/models``) are served too, the

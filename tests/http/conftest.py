@@ -27,11 +27,12 @@ from agent.http.settings import hash_token
 from storage import SQLStore, open_store
 from storage.crypto import parse_master_keys
 from tests.fakes.base import FakeProviderServer
+from tests.fakes.openai import FakeOpenAIServer
 from tests.providers.conftest import TEST_KEYS, start_fake
 
-ADMIN_TOKEN = "rka_test-admin-token-0123456789"  # noqa: S105
-OPENAI_KEY = TEST_KEYS["openai"]
-assert OPENAI_KEY is not None
+ADMIN_TOKEN = "rka_test-admin-token-0123456789"
+OPENAI_KEY: str = TEST_KEYS["openai"] or ""
+assert OPENAI_KEY
 SECOND_KEY = "sk-test-second-key-9876543210zyxwSECRET"
 MASTER_KEY = "v1:" + base64.b64encode(bytes(range(32))).decode()
 T = TypeVar("T")
@@ -85,6 +86,7 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.store: SQLStore | None = None
         self.server: uvicorn.Server | None = None
+        self.app: Any = None
         self.bodies: list[str] = []
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -103,9 +105,9 @@ class Service:
             f"sqlite:///{self.tmp / 'routekit.db'}", keyring=parse_master_keys(MASTER_KEY), durable=False
         )
         try:
-            app = create_app(self.store, self.settings)
+            app = self.app = create_app(self.store, self.settings)
             config = uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_config=None, access_log=True, lifespan="off"
+                app, host="127.0.0.1", port=self.port, log_config=None, access_log=True, lifespan="on"
             )
             self.server = uvicorn.Server(config)
             serving = asyncio.create_task(self.server.serve())
@@ -121,7 +123,8 @@ class Service:
         self._ready.wait(30)
         if self._error is not None:
             raise self._error
-        assert self.server is not None and self.server.started, "the service did not start"
+        assert self.server is not None, "the service did not start"
+        assert self.server.started, "the service did not start"
         return self
 
     def stop(self) -> None:
@@ -131,7 +134,8 @@ class Service:
 
     def call(self, make: Callable[[SQLStore], Awaitable[T]]) -> T:
         """Run ``make(store)`` on the service's own event loop and return its result."""
-        assert self.loop is not None and self.store is not None
+        assert self.loop is not None
+        assert self.store is not None
         store = self.store
         return asyncio.run_coroutine_threadsafe(_awaited(make(store)), self.loop).result(30)
 
@@ -198,8 +202,9 @@ def captured_logs() -> Iterator[CapturedLogs]:
 
 
 @pytest.fixture(scope="module")
-def fake_openai() -> Iterator[FakeProviderServer]:
+def fake_openai() -> Iterator[FakeOpenAIServer]:
     server = start_fake("openai")
+    assert isinstance(server, FakeOpenAIServer)
     try:
         yield server
     finally:

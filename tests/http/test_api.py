@@ -6,12 +6,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
 from providers.types import Usage
 from storage import SQLStore, UsageEntry
-from tests.fakes.base import FakeProviderServer
+from tests.fakes.openai import FakeOpenAIServer
 from tests.http.conftest import ADMIN_TOKEN, OPENAI_KEY, SECOND_KEY, Service, base_settings
 
 MODULE_SECRETS = [OPENAI_KEY, SECOND_KEY, ADMIN_TOKEN, "hdr-secret-value-123456", "mcp-bearer-secret-98765"]
@@ -28,7 +27,7 @@ def bob(service: Service) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def alice_config(service: Service, alice: tuple[str, str], fake_openai: FakeProviderServer) -> dict[str, Any]:
+def alice_config(service: Service, alice: tuple[str, str], fake_openai: FakeOpenAIServer) -> dict[str, Any]:
     with service.client(alice[1]) as c:
         answer = c.post(
             "/api/user/llm-config",
@@ -53,7 +52,8 @@ def test_health_docs_and_openapi(service: Service) -> None:
     with service.client() as c:
         assert c.get("/healthz").json() == {"status": "ok"}
         docs = c.get("/docs")
-        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
         spec = c.get("/openapi.json").json()
     assert "/api/sessions/{session_id}/messages" in spec["paths"]
     assert "/api/user/llm-config/{config_id}/test" in spec["paths"]
@@ -125,13 +125,15 @@ def test_provider_catalogue(service: Service, alice: tuple[str, str]) -> None:
     names = {p["name"] for p in providers}
     assert {"anthropic", "openai", "gemini", "ollama"} <= names
     openai = next(p for p in providers if p["name"] == "openai")
-    assert openai["requires_key"] is True and openai["family"] == "openai"
+    assert openai["requires_key"] is True
+    assert openai["family"] == "openai"
 
 
 def test_config_is_answered_masked(service: Service, alice: tuple[str, str], alice_config: dict[str, Any]) -> None:
     assert alice_config["api_key_masked"] == "****" + OPENAI_KEY[-4:]
     assert alice_config["extra_header_names"] == ["X-Extra"]
-    assert alice_config["is_default"] is True and alice_config["status"] == "ok"
+    assert alice_config["is_default"] is True
+    assert alice_config["status"] == "ok"
     assert "api_key" not in alice_config
     with service.client(alice[1]) as c:
         listed = c.get("/api/user/llm-config").json()
@@ -141,7 +143,7 @@ def test_config_is_answered_masked(service: Service, alice: tuple[str, str], ali
 
 
 def test_config_test_and_models_against_the_fake(
-    service: Service, alice: tuple[str, str], alice_config: dict[str, Any], fake_openai: FakeProviderServer
+    service: Service, alice: tuple[str, str], alice_config: dict[str, Any], fake_openai: FakeOpenAIServer
 ) -> None:
     with service.client(alice[1]) as c:
         check = c.post(f"/api/user/llm-config/{alice_config['id']}/test")
@@ -149,18 +151,21 @@ def test_config_test_and_models_against_the_fake(
         by_id = c.get("/api/providers/openai/models", params={"config_id": alice_config["id"]})
         missing = c.get("/api/providers/anthropic/models")
         unknown = c.get("/api/providers/nope/models")
-    assert check.status_code == 200 and check.json()["ok"] is True, check.text
+    assert check.status_code == 200, check.text
+    assert check.json()["ok"] is True, check.text
     assert models.status_code == 200
     assert [m["id"] for m in models.json()] == ["fake-model-1", "fake-model-2"]
     assert by_id.json() == models.json()
-    assert missing.status_code == 404 and "POST /api/user/llm-config" in missing.json()["detail"]
+    assert missing.status_code == 404
+    assert "POST /api/user/llm-config" in missing.json()["detail"]
     assert unknown.status_code == 404
     seen = [r for r in fake_openai.requests if r.path.endswith("/models")]
-    assert seen and seen[-1].headers.get("authorization") == f"Bearer {OPENAI_KEY}"
+    assert seen
+    assert seen[-1].headers.get("authorization") == f"Bearer {OPENAI_KEY}"
 
 
 def test_a_rejected_key_tests_not_ok_without_echoing_it(
-    service: Service, alice: tuple[str, str], fake_openai: FakeProviderServer
+    service: Service, alice: tuple[str, str], fake_openai: FakeOpenAIServer
 ) -> None:
     with service.client(alice[1]) as c:
         created = c.post(
@@ -180,7 +185,7 @@ def test_a_rejected_key_tests_not_ok_without_echoing_it(
         assert c.get(f"/api/user/llm-config/{created['id']}").status_code == 404
 
 
-def test_update_key_and_default(service: Service, alice: tuple[str, str], fake_openai: FakeProviderServer) -> None:
+def test_update_key_and_default(service: Service, alice: tuple[str, str], fake_openai: FakeOpenAIServer) -> None:
     with service.client(alice[1]) as c:
         first = c.get("/api/user/llm-config").json()[0]
         second = c.post(
@@ -193,7 +198,13 @@ def test_update_key_and_default(service: Service, alice: tuple[str, str], fake_o
         assert updated.json()["is_default"] is True
         assert c.get(f"/api/user/llm-config/{first['id']}").json()["is_default"] is False
         back = c.put(f"/api/user/llm-config/{first['id']}", json={"default": True}).json()
-        assert back["is_default"] is True and back["extra_header_names"] == ["X-Extra"]
+        assert back["is_default"] is True
+        assert back["extra_header_names"] == ["X-Extra"]
+        headers_only = c.put(
+            f"/api/user/llm-config/{second['id']}", json={"extra_headers": {"X-Other": "hdr-secret-value-123456"}}
+        ).json()
+        assert headers_only["api_key_masked"] == "****" + SECOND_KEY[-4:]  # the key was kept
+        assert headers_only["extra_header_names"] == ["X-Other"]
         assert c.delete(f"/api/user/llm-config/{second['id']}").status_code == 204
 
 
@@ -208,7 +219,8 @@ def test_config_validation_never_echoes_the_key(service: Service, alice: tuple[s
     for answer in (bad_field, bad_type):
         assert answer.status_code == 422
         assert OPENAI_KEY not in answer.text
-    assert unknown.status_code == 400 and "GET /api/providers" in unknown.json()["detail"]
+    assert unknown.status_code == 400
+    assert "GET /api/providers" in unknown.json()["detail"]
     assert bad_url.status_code == 400
 
 
@@ -242,7 +254,8 @@ def test_user_adds_a_remote_mcp_server_with_secret_headers(service: Service, ali
         assert saved.status_code == 200, saved.text
         listed = c.get("/api/user/mcp-servers").json()
     data = saved.json()
-    assert data["scope"] == "user" and data["transport"] == "http"
+    assert data["scope"] == "user"
+    assert data["transport"] == "http"
     assert data["config"] == {"type": "http", "url": "https://public.example/mcp", "allow_tools": ["search*"]}
     assert data["headers_masked"] == {"Authorization": "****8765"}
     assert [s["name"] for s in listed if s["scope"] == "user"] == ["docs"]
@@ -286,16 +299,19 @@ def test_a_user_cannot_add_a_stdio_server(service: Service, alice: tuple[str, st
         by_type = c.put("/api/user/mcp-servers/shell", json={"type": "stdio", "command": "sh"})
         env_ref = c.put("/api/user/mcp-servers/leak", json={"url": "https://public.example/${HOME}"})
         names = [s["name"] for s in c.get("/api/user/mcp-servers").json()]
-    assert by_command.status_code == 403 and "admin catalogue" in by_command.json()["detail"]
+    assert by_command.status_code == 403
+    assert "admin catalogue" in by_command.json()["detail"]
     assert by_type.status_code == 403
     assert env_ref.status_code == 400
-    assert "shell" not in names and "leak" not in names
+    assert "shell" not in names
+    assert "leak" not in names
 
 
 def test_admin_catalogue_offers_stdio_servers(service: Service, alice: tuple[str, str], bob: tuple[str, str]) -> None:
     with service.admin() as admin:
         saved = admin.put(
-            "/api/admin/mcp-servers/files", json={"command": "npx", "args": ["-y", "srv"], "env": {"TOKEN": "abcdefgh1234"}}
+            "/api/admin/mcp-servers/files",
+            json={"command": "npx", "args": ["-y", "srv"], "env": {"TOKEN": "abcdefgh1234"}},
         )
         assert saved.status_code == 200, saved.text
         assert saved.json()["env_masked"] == {"TOKEN": "****1234"}
@@ -311,7 +327,7 @@ def test_admin_catalogue_offers_stdio_servers(service: Service, alice: tuple[str
 
 
 def test_private_targets_allowed_when_the_admin_says_so(
-    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProviderServer
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
 ) -> None:
     svc = Service(tmp_path_factory.mktemp("open"), base_settings(fake_openai, allow_private_networks=True)).start()
     try:
@@ -334,15 +350,18 @@ def test_sessions_create_list_history_delete(
         assert created.status_code == 201, created.text
         session = created.json()
         assert session["provider_config_id"] == alice_config["id"]
-        assert session["model"] == "fake-model-1" and session["mcp_servers"] == ["docs"]
+        assert session["model"] == "fake-model-1"
+        assert session["mcp_servers"] == ["docs"]
         explicit = c.post("/api/sessions", json={"provider_config_id": alice_config["id"], "model": "fake-model-2"})
         assert explicit.json()["model"] == "fake-model-2"
         assert c.post("/api/sessions", json={"mcp_servers": ["nope"]}).status_code == 400
         assert c.post("/api/sessions", json={"provider": "anthropic"}).status_code == 400
         listed = [s["id"] for s in c.get("/api/sessions").json()]
-        assert session["id"] in listed and explicit.json()["id"] in listed
+        assert session["id"] in listed
+        assert explicit.json()["id"] in listed
         history = c.get(f"/api/sessions/{session['id']}").json()
-        assert history["session"]["id"] == session["id"] and history["messages"] == []
+        assert history["session"]["id"] == session["id"]
+        assert history["messages"] == []
         assert c.delete(f"/api/sessions/{explicit.json()['id']}").status_code == 204
         assert c.get(f"/api/sessions/{explicit.json()['id']}").status_code == 404
 
@@ -391,8 +410,13 @@ def test_usage_grouping_is_per_user(
         session = await store.sessions.create(alice_id, provider_config_id=alice_config["id"], model="gpt-4.1-mini")
         await store.usage.record_many(
             [
-                UsageEntry(alice_id, "openai", "gpt-4.1-mini", Usage(input_tokens=1000, output_tokens=100),
-                           session_id=session.id),
+                UsageEntry(
+                    alice_id,
+                    "openai",
+                    "gpt-4.1-mini",
+                    Usage(input_tokens=1000, output_tokens=100),
+                    session_id=session.id,
+                ),
                 UsageEntry(alice_id, "openai", "gpt-4.1-mini", Usage(input_tokens=2000, output_tokens=200)),
                 UsageEntry(alice_id, "anthropic", "claude-sonnet-4-5", Usage(input_tokens=10, output_tokens=None)),
                 UsageEntry(bob_id, "openai", "gpt-4.1-mini", Usage(input_tokens=99999, output_tokens=9999)),
@@ -409,16 +433,20 @@ def test_usage_grouping_is_per_user(
         assert c.get("/api/usage", params={"by": "password"}).status_code == 422
     groups = {g["group"]["provider"]: g for g in by_provider["groups"]}
     assert set(groups) == {"anthropic", "openai"}
-    assert groups["openai"]["calls"] == 2 and groups["openai"]["input_tokens"] == 3000
-    assert groups["anthropic"]["tokens_unknown"] == 1 and groups["anthropic"]["cost_unknown"] == 1
+    assert groups["openai"]["calls"] == 2
+    assert groups["openai"]["input_tokens"] == 3000
+    assert groups["anthropic"]["tokens_unknown"] == 1
+    assert groups["anthropic"]["cost_unknown"] == 1
     assert float(groups["openai"]["cost_usd"]) > 0
     assert by_provider["total"]["calls"] == 3  # bob's call is not alice's
     assert all(g["group"]["day"] == today for g in by_day_provider["groups"])
     assert by_day_provider["by"] == ["day", "provider"]
-    assert future["groups"] == [] and future["total"] is None
+    assert future["groups"] == []
+    assert future["total"] is None
     with service.client(bob[1]) as c:
         bob_usage = c.get("/api/usage", params={"by": "provider"}).json()
-    assert bob_usage["total"]["calls"] == 1 and bob_usage["total"]["input_tokens"] == 99999
+    assert bob_usage["total"]["calls"] == 1
+    assert bob_usage["total"]["input_tokens"] == 99999
 
 
 # --------------------------------------------------------------------------- limits
@@ -441,7 +469,7 @@ def test_oversized_bodies_are_refused(service: Service, alice: tuple[str, str]) 
 
 
 def test_rate_limit_answers_429_with_retry_after(
-    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProviderServer
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
 ) -> None:
     svc = Service(tmp_path_factory.mktemp("rate"), base_settings(fake_openai, requests_per_minute=5)).start()
     try:
@@ -455,6 +483,9 @@ def test_rate_limit_answers_429_with_retry_after(
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         with svc.client(other) as c:  # per user: frank is not limited by erin's requests
             assert c.get("/api/sessions").status_code == 200
+        with svc.client("rk_guessed-token") as c:  # wrong tokens are limited per client address
+            guesses = [c.get("/api/sessions").status_code for _ in range(6)]
+        assert guesses == [401] * 5 + [429]
     finally:
         svc.stop()
 
@@ -463,7 +494,8 @@ def test_settings_are_frozen_and_default_safe() -> None:
     from agent.http import ServiceSettings
 
     settings = ServiceSettings()
-    assert settings.allow_private_networks is False and settings.admin_token_sha256 is None
+    assert settings.allow_private_networks is False
+    assert settings.admin_token_sha256 is None
     assert not settings.admin_token_matches("anything")
     with pytest.raises(AttributeError):
         settings.max_body_bytes = 1  # type: ignore[misc]
@@ -471,7 +503,7 @@ def test_settings_are_frozen_and_default_safe() -> None:
 
 
 def test_admin_api_disabled_without_admin_token(
-    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProviderServer
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
 ) -> None:
     svc = Service(tmp_path_factory.mktemp("noadmin"), base_settings(fake_openai, admin_token_sha256=None)).start()
     try:
@@ -489,11 +521,17 @@ def test_page_and_static_files_are_served_with_a_strict_policy(service: Service)
         page = c.get("/")
         script = c.get("/static/app.js")
         style = c.get("/static/app.css")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert '<html lang="en">' in page.text and 'name="viewport"' in page.text
-    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
-    assert script.status_code == 200 and style.status_code == 200
+    assert '<html lang="en">' in page.text
+    assert 'name="viewport"' in page.text
+    for attribute in ('src="http', "src='http", 'href="http', "href='http", "//cdn"):
+        assert attribute not in page.text  # nothing loaded from elsewhere
+    assert 'fetch("http' not in script.text
+    assert "import " not in script.text
+    assert script.status_code == 200
+    assert style.status_code == 200
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
@@ -508,7 +546,3 @@ def test_zz_no_secret_in_any_response_or_log(service: Service, captured_logs: An
         assert not leaks, f"a response body or header carried a test secret: {leaks[0][:200]}"
         logged = [line for line in captured_logs.lines if secret in line]
         assert not logged, f"a log line carried a test secret: {logged[0][:200]}"
-
-
-def _unused(_: httpx.Response) -> None:  # keeps httpx imported for type hints in helpers
-    return None

@@ -19,8 +19,9 @@ import pytest
 
 from providers.profiles import get_profile
 from providers.schema import provider_tool_name
-from tests.fakes.base import FakeProviderServer, FakeToolCall, FakeTurn
-from tests.http.conftest import OPENAI_KEY, Service, base_settings
+from tests.fakes.base import FakeToolCall, FakeTurn
+from tests.fakes.openai import FakeOpenAIServer
+from tests.http.conftest import OPENAI_KEY, SECOND_KEY, Service, base_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -49,12 +50,13 @@ def _ensure_browser() -> None:
     if done.returncode != 0:
         pytest.fail(f"install_browser.sh failed:\n{done.stdout}\n{done.stderr}")
     importlib.invalidate_caches()
-    assert CHROMIUM.exists() and importlib.util.find_spec("playwright") is not None
+    assert CHROMIUM.exists()
+    assert importlib.util.find_spec("playwright") is not None
 
 
 @pytest.fixture(scope="module")
 def page_service(
-    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProviderServer, captured_logs: Any
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer, captured_logs: Any
 ) -> Iterator[tuple[Service, str]]:
     tool_log = tmp_path_factory.mktemp("page-tools") / "calls.jsonl"
     svc = Service(tmp_path_factory.mktemp("page"), base_settings(fake_openai)).start()
@@ -82,7 +84,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_sign_in_add_key_chat_with_approval_and_usage(
-    page_service: tuple[Service, str], browser: Any, fake_openai: FakeProviderServer
+    page_service: tuple[Service, str], browser: Any, fake_openai: FakeOpenAIServer
 ) -> None:
     from playwright.sync_api import expect
 
@@ -118,12 +120,44 @@ def test_sign_in_add_key_chat_with_approval_and_usage(
         assert OPENAI_KEY not in page.content()
         page.get_by_role("button", name="Test Fake OpenAI").click()
         expect(card.locator(".check-result")).to_contain_text("Key works")
+
+        # a second key: make it the default, then the first again, then delete the second
+        expect(page.get_by_label("Provider", exact=True)).to_have_value("openai")  # kept after adding
+        page.get_by_label("API key", exact=True).fill(SECOND_KEY)
+        page.get_by_label("Label", exact=False).first.fill("Second")
+        page.get_by_label("Base URL").fill(fake_openai.origin + "/v1")
+        page.get_by_role("button", name="Add key").click()
+        second = page.locator("#config-list li", has_text="Second")
+        expect(second).to_contain_text("****" + SECOND_KEY[-4:])
+        page.get_by_role("button", name="Make Second the default").click()
+        expect(second.locator(".badge")).to_have_text("default")
+        expect(card.locator(".badge")).to_have_count(0)
+        page.get_by_role("button", name="Make Fake OpenAI the default").click()
+        expect(card.locator(".badge")).to_have_text("default")
         page.screenshot(path=str(ARTIFACTS / "page-keys.png"), full_page=True)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete Second").click()
+        expect(page.locator("#config-list li")).to_have_count(1)
+        assert SECOND_KEY not in page.content()
+
+        # every form control has an accessible name
+        unnamed = page.evaluate(
+            """[...document.querySelectorAll('input, select, textarea, button')]
+                 .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                                && !(e.textContent || '').trim())
+                 .map((e) => e.id || e.outerHTML)"""
+        )
+        assert unnamed == []
 
         # chat with a tool call that needs approval
         fake_openai.turns.append(
-            FakeTurn(tool_calls=[FakeToolCall(provider_tool_name("t.delete_item", get_profile("openai").tool_names),
-                                              {"name": "notes.txt"})])
+            FakeTurn(
+                tool_calls=[
+                    FakeToolCall(
+                        provider_tool_name("t.delete_item", get_profile("openai").tool_names), {"name": "notes.txt"}
+                    )
+                ]
+            )
         )
         fake_openai.turns.append(FakeTurn(text="I deleted notes.txt for you."))
         page.get_by_role("button", name="Chat").click()
@@ -162,3 +196,4 @@ def test_sign_in_add_key_chat_with_approval_and_usage(
         context.close()
     for body in service.bodies:
         assert OPENAI_KEY not in body
+        assert SECOND_KEY not in body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ import pytest
 
 from providers.profiles import get_profile
 from providers.schema import provider_tool_name
-from tests.fakes.base import FakeProviderServer, FakeToolCall, FakeTurn
+from tests.fakes.base import FakeToolCall, FakeTurn
+from tests.fakes.openai import FakeOpenAIServer
 from tests.http.conftest import ADMIN_TOKEN, OPENAI_KEY, Service, base_settings
 
 TOOL_SERVER = Path(__file__).resolve().parents[1] / "agent" / "tool_server.py"
@@ -31,7 +32,7 @@ def tool_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs_service(
-    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProviderServer, captured_logs: Any, tool_log: Path
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer, captured_logs: Any, tool_log: Path
 ) -> Iterator[Service]:
     svc = Service(tmp_path_factory.mktemp("runs"), base_settings(fake_openai, max_concurrent_runs=1)).start()
     with svc.admin() as admin:
@@ -44,7 +45,7 @@ def runs_service(
 
 
 @pytest.fixture(scope="module")
-def user(runs_service: Service, fake_openai: FakeProviderServer) -> str:
+def user(runs_service: Service, fake_openai: FakeOpenAIServer) -> str:
     _, token = runs_service.new_user("runner")
     with runs_service.client(token) as c:
         created = c.post(
@@ -61,9 +62,12 @@ def user(runs_service: Service, fake_openai: FakeProviderServer) -> str:
 
 
 @pytest.fixture
-def fake(fake_openai: FakeProviderServer) -> FakeProviderServer:
+def fake(fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
     fake_openai.reset()
     return fake_openai
+
+
+STREAMED: list[str] = []  # every SSE line any test read, for the secret scan at the end
 
 
 def events_of(response: httpx.Response, on_event: Any = None) -> list[tuple[str, dict[str, Any]]]:
@@ -71,6 +75,7 @@ def events_of(response: httpx.Response, on_event: Any = None) -> list[tuple[str,
     events: list[tuple[str, dict[str, Any]]] = []
     kind, data = "message", ""
     for line in response.iter_lines():
+        STREAMED.append(line)
         if line.startswith(":"):
             continue
         if line.startswith("event: "):
@@ -92,7 +97,7 @@ def new_session(client: httpx.Client, **body: Any) -> str:
     return str(created.json()["id"])
 
 
-def test_a_text_answer_streams_as_events(runs_service: Service, user: str, fake: FakeProviderServer) -> None:
+def test_a_text_answer_streams_as_events(runs_service: Service, user: str, fake: FakeOpenAIServer) -> None:
     fake.turns.append(FakeTurn(text="Hello from the fake model, streamed."))
     with runs_service.client(user) as c:
         session_id = new_session(c)
@@ -101,23 +106,27 @@ def test_a_text_answer_streams_as_events(runs_service: Service, user: str, fake:
             assert response.headers["content-type"].startswith("text/event-stream")
             events = events_of(response)
         kinds = [k for k, _ in events]
-        assert kinds[0] == "run_started" and kinds[-1] == "final"
+        assert kinds[0] == "run_started"
+        assert kinds[-1] == "final"
         assert "".join(d["text"] for k, d in events if k == "text") == "Hello from the fake model, streamed."
         usage = [d for k, d in events if k == "usage"]
-        assert usage and usage[-1]["total"]["input_tokens"] == 42
+        assert usage
+        assert usage[-1]["total"]["input_tokens"] == 42
         final = events[-1][1]["result"]
-        assert final["text"] == "Hello from the fake model, streamed." and final["stop_reason"] == "end_turn"
+        assert final["text"] == "Hello from the fake model, streamed."
+        assert final["stop_reason"] == "end_turn"
         assert final["session_id"] == session_id
         history = c.get(f"/api/sessions/{session_id}").json()
         assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
         assert history["messages"][0]["parts"][0]["text"] == "Hi!"
         report = c.get("/api/usage", params={"session_id": session_id, "by": "model"}).json()
-        assert report["total"]["calls"] == 1 and report["total"]["output_tokens"] == 9
+        assert report["total"]["calls"] == 1
+        assert report["total"]["output_tokens"] == 9
     assert fake.requests[-1].headers.get("authorization") == f"Bearer {OPENAI_KEY}"
 
 
 def _run_with_approval(
-    service: Service, token: str, fake: FakeProviderServer, approve: bool
+    service: Service, token: str, fake: FakeOpenAIServer, approve: bool
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[int], str]:
     fake.turns.append(FakeTurn(tool_calls=[FakeToolCall(wire("t.delete_item"), {"name": "report.txt"})]))
     fake.turns.append(FakeTurn(text="All done."))
@@ -128,7 +137,9 @@ def _run_with_approval(
         def on_event(kind: str, data: dict[str, Any]) -> None:
             if kind == "approval_requested":
                 body = {"approve": approve, "reason": None if approve else "not today"}
-                answers.append(other.post(f"/api/sessions/{session_id}/approvals/{data['call_id']}", json=body).status_code)
+                answers.append(
+                    other.post(f"/api/sessions/{session_id}/approvals/{data['call_id']}", json=body).status_code
+                )
 
         with c.stream("POST", f"/api/sessions/{session_id}/messages", json={"content": "delete it"}) as response:
             assert response.status_code == 200
@@ -141,18 +152,21 @@ def _tool_log(path: Path) -> list[dict[str, Any]]:
 
 
 def test_a_tool_call_waits_for_approval_then_runs(
-    runs_service: Service, user: str, fake: FakeProviderServer, tool_log: Path
+    runs_service: Service, user: str, fake: FakeOpenAIServer, tool_log: Path
 ) -> None:
     events, answers, session_id = _run_with_approval(runs_service, user, fake, approve=True)
     kinds = [k for k, _ in events]
     assert answers == [204]
     assert kinds.index("approval_requested") < kinds.index("tool_started") < kinds.index("tool_finished")
     asked = dict(events)["approval_requested"]
-    assert asked["name"] == "t.delete_item" and asked["arguments"] == {"name": "report.txt"}
+    assert asked["name"] == "t.delete_item"
+    assert asked["arguments"] == {"name": "report.txt"}
     finished = dict(events)["tool_finished"]
-    assert finished["executed"] is True and finished["is_error"] is False
+    assert finished["executed"] is True
+    assert finished["is_error"] is False
     assert "deleted report.txt" in finished["result_text"]
-    assert events[-1][0] == "final" and events[-1][1]["result"]["text"] == "All done."
+    assert events[-1][0] == "final"
+    assert events[-1][1]["result"]["text"] == "All done."
     assert {"tool": "delete_item", "arguments": {"name": "report.txt"}} in _tool_log(tool_log)
     with runs_service.client(user) as c:
         calls = c.get(f"/api/sessions/{session_id}").json()["tool_calls"]
@@ -160,22 +174,43 @@ def test_a_tool_call_waits_for_approval_then_runs(
 
 
 def test_a_denied_tool_call_does_not_run(
-    runs_service: Service, user: str, fake: FakeProviderServer, tool_log: Path
+    runs_service: Service, user: str, fake: FakeOpenAIServer, tool_log: Path
 ) -> None:
     before = len(_tool_log(tool_log))
     events, answers, _ = _run_with_approval(runs_service, user, fake, approve=False)
     assert answers == [204]
     finished = dict(events)["tool_finished"]
-    assert finished["executed"] is False and "not today" in finished["result_text"]
+    assert finished["executed"] is False
+    assert "not today" in finished["result_text"]
     assert "tool_started" not in dict(events)
     assert len(_tool_log(tool_log)) == before
     tool_message = json.dumps(fake.requests[-1].body["messages"][-1])
     assert "not today" in tool_message  # the model was told why
 
 
-def test_run_limits_and_other_users_while_a_run_waits(
-    runs_service: Service, user: str, fake: FakeProviderServer
+def test_mcp_hubs_are_reused_between_runs_and_dropped_on_config_changes(
+    runs_service: Service, user: str, fake: FakeOpenAIServer, tool_log: Path
 ) -> None:
+    pool = runs_service.app.state.routekit.hubs
+    with runs_service.client(user) as c:
+        opened = pool.opened
+        for n in range(2):
+            fake.turns.append(FakeTurn(tool_calls=[FakeToolCall(wire("t.add"), {"a": n, "b": 1})]))
+            fake.turns.append(FakeTurn(text=f"sum {n + 1}"))
+            session_id = new_session(c, mcp_servers=["t"])
+            with c.stream("POST", f"/api/sessions/{session_id}/messages", json={"content": "add"}) as response:
+                events = events_of(response)
+            assert events[-1][1]["result"]["text"] == f"sum {n + 1}"
+            assert dict(events)["tool_finished"]["result_text"] == str(n + 1)
+        assert pool.opened - opened <= 1  # the second run leased the hub the first one returned
+        assert pool.idle_count >= 1
+    with runs_service.admin() as admin:  # any catalogue change drops the open hubs
+        entry = {"command": sys.executable, "args": [str(TOOL_SERVER)], "env": {"AGENT_TOOL_LOG": str(tool_log)}}
+        assert admin.put("/api/admin/mcp-servers/t", json=entry).status_code == 200
+    assert pool.idle_count == 0
+
+
+def test_run_limits_and_other_users_while_a_run_waits(runs_service: Service, user: str, fake: FakeOpenAIServer) -> None:
     fake.turns.append(FakeTurn(tool_calls=[FakeToolCall(wire("t.delete_item"), {"name": "x"})]))
     fake.turns.append(FakeTurn(text="ok"))
     _, intruder = runs_service.new_user("intruder")
@@ -200,7 +235,8 @@ def test_run_limits_and_other_users_while_a_run_waits(
         with c.stream("POST", f"/api/sessions/{session_id}/messages", json={"content": "go"}) as response:
             events = events_of(response, on_event)
     assert outcomes["same"] == 409
-    assert outcomes["busy"][0] == 429 and int(outcomes["busy"][1]) >= 1
+    assert outcomes["busy"][0] == 429
+    assert int(outcomes["busy"][1]) >= 1
     assert outcomes["listed"] == [True]
     assert outcomes["intruder"].status_code == 404
     assert outcomes["unknown"].status_code == 404
@@ -212,8 +248,32 @@ def test_run_limits_and_other_users_while_a_run_waits(
             assert events_of(response)[-1][1]["result"]["text"] == "second run"
 
 
+def test_a_client_that_goes_away_cancels_its_run(
+    runs_service: Service, user: str, fake: FakeOpenAIServer, tool_log: Path
+) -> None:
+    fake.turns.append(FakeTurn(tool_calls=[FakeToolCall(wire("t.delete_item"), {"name": "never.txt"})]))
+    with runs_service.client(user) as c:
+        session_id = new_session(c, mcp_servers=["t"])
+        with c.stream("POST", f"/api/sessions/{session_id}/messages", json={"content": "go"}) as response:
+            for line in response.iter_lines():
+                if line == "event: approval_requested":
+                    break  # leave while the run waits for approval
+        running = True
+        for _ in range(200):  # the service notices the disconnect and ends the run
+            running = next(s["running"] for s in c.get("/api/sessions").json() if s["id"] == session_id)
+            if not running:
+                break
+            time.sleep(0.05)
+        assert running is False
+        fake.turns.append(FakeTurn(text="fresh run"))
+        other = new_session(c)
+        with c.stream("POST", f"/api/sessions/{other}/messages", json={"content": "again"}) as response:
+            assert events_of(response)[-1][1]["result"]["text"] == "fresh run"  # the run slot was released
+    assert {"tool": "delete_item", "arguments": {"name": "never.txt"}} not in _tool_log(tool_log)
+
+
 def test_a_provider_error_ends_the_stream_with_an_error_event(
-    runs_service: Service, user: str, fake: FakeProviderServer
+    runs_service: Service, user: str, fake: FakeOpenAIServer
 ) -> None:
     from tests.fakes.base import Fault
 
@@ -238,9 +298,8 @@ def test_messages_to_a_missing_session_and_bad_bodies(runs_service: Service, use
 
 
 def test_zz_no_secret_in_streams_bodies_or_logs(runs_service: Service, captured_logs: Any) -> None:
+    assert len(STREAMED) > 50
     for secret in (OPENAI_KEY, ADMIN_TOKEN):
+        assert not [line for line in STREAMED if secret in line]
         assert not [b for b in runs_service.bodies if secret in b]
         assert not [line for line in captured_logs.lines if secret in line]
-
-
-_ = threading  # threads are the service's; nothing else here needs them

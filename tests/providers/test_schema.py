@@ -225,7 +225,7 @@ def check_placement(
 
 # =========================================================================== fixtures and helpers
 
-FIXTURES = Path("/work/shared/fixtures/real_tool_schemas.json")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "real_tool_schemas.json"  # copy of shared/fixtures
 
 
 def _load_specs() -> list[tuple[ToolSpec, dict[str, Any]]]:

@@ -224,3 +224,10 @@ async def test_kill_9_during_writes_keeps_every_committed_row(db_url: str, keyri
         usage = await store.usage.rows(user_id="crash")
         assert len(usage) == len(seqs)  # message and usage were one transaction
         assert (await store.sessions.get(session.id)).message_count == len(seqs)
+
+
+def test_default_url_prefers_the_database_url_variable(tmp_path: Path) -> None:
+    home = {"ROUTEKIT_HOME": str(tmp_path)}
+    assert default_url(home) == f"sqlite:///{tmp_path / 'routekit.db'}"
+    shared = {**home, "ROUTEKIT_DATABASE_URL": "postgresql://db.internal/routekit"}
+    assert default_url(shared) == "postgresql://db.internal/routekit"

@@ -168,6 +168,7 @@ async function addConfig(event) {
   try {
     await api("POST", "/api/user/llm-config", body);
     form.reset();  // the key leaves the page as soon as it is stored
+    $("cfg-provider").value = body.provider;
     await loadConfigs();
     say("Key added.", "ok");
   } catch (error) {
