@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from storage import Store
 
 from agent.http.settings import ADMIN_TOKEN_ENV
 
@@ -109,8 +113,32 @@ async def _serve(db_url: str | None, settings: object, host: str, port: int) -> 
     assert isinstance(settings, ServiceSettings)
     store = await open_store(db_url)
     try:
+        if db_url is None:
+            await _welcome_local_user(store, host, port)
         app = create_app(store, settings)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=True, lifespan="on")
         await uvicorn.Server(config).serve()
     finally:
         await store.close()
+
+
+async def _welcome_local_user(store: Store, host: str, port: int) -> None:
+    """On the embedded database, make sure someone can sign in to the page right away.
+
+    The first start issues a sign-in token for the local user (the one `routekit run` and `routekit chat`
+    use) and prints it once; later starts say how to get another. A shared database (PostgreSQL) is a
+    platform: its users come from the admin API or `routekit users add`, never from here.
+    """
+    from agent.session import LOCAL_USER
+
+    user = await store.users.by_name(LOCAL_USER) or await store.users.create(LOCAL_USER)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - only for display
+    if any(not token.revoked for token in await store.users.tokens(user.id)):
+        hint = f"a new token: `routekit users token {LOCAL_USER}`"
+        click.echo(f"routekit: open http://{shown}:{port}/ and sign in ({hint})")
+        return
+    issued = await store.users.issue_token(user.id, label="web sign-in (first start)")
+    click.echo(
+        f"routekit: open http://{shown}:{port}/ and sign in with this token (shown only this once):\n"
+        f"  {issued.token.get_secret_value()}"
+    )

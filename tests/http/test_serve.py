@@ -79,3 +79,20 @@ def test_serve_takes_the_admin_token_from_the_environment(tmp_path: Path) -> Non
     out, _ = proc.communicate()
     assert "rka_" not in out
     assert not (tmp_path / "admin_token.sha256").exists()
+
+
+def test_first_start_on_the_embedded_database_prints_a_sign_in_token(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port) as (proc, url):
+        pass
+    out, err = proc.communicate()
+    user_token = next(line.strip() for line in out.splitlines() if line.strip().startswith("rk_"))
+    assert f"open http://localhost:{port}/ and sign in" in out
+    assert user_token not in err
+
+    with serving(tmp_path, port) as (proc, url):
+        sessions = httpx.get(url + "/api/sessions", headers={"Authorization": f"Bearer {user_token}"})
+        assert sessions.status_code == 200, sessions.text
+    out, _ = proc.communicate()
+    assert "rk_" not in out  # shown once; a restart only says how to get another
+    assert "routekit users token local" in out
