@@ -105,7 +105,7 @@ class LimitTracker:
         self.cost_usd = Decimal(0)
         self.cost_known = True
         self.invalid_steps = 0
-        self.usage = Usage(
+        self.usage = Usage.model_construct(
             input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0
         )
         self._budget_left_usd: Decimal | None = None
@@ -164,7 +164,7 @@ class LimitTracker:
 
 def _known(usage: Usage) -> Usage:
     """Usage with unknown fields as 0, for the run's running total (unknowns are reported per call)."""
-    return Usage(
+    return Usage.model_construct(  # ints from a validated Usage
         input_tokens=usage.input_tokens or 0,
         output_tokens=usage.output_tokens or 0,
         cache_read_tokens=usage.cache_read_tokens or 0,

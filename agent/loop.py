@@ -2,13 +2,15 @@
 
 Durability (what a crash can lose: nothing that finished):
 
-* The user's prompt is written before the first model call (a crash while the model answers keeps it).
+* The user's prompt is written before the first model call (a crash while the model answers keeps it);
+  a new session's row is created in that same transaction (a session is stored on its first write).
 * After every model response, the step's messages (the previous tool results, and the new assistant
-  message) and the usage rows of every attempt of that call are written in ONE transaction
-  (``Store.record_step``), before any tool runs.
-* Every tool call is recorded as started before it runs and finished (with its result) right after,
-  so a resumed session knows which calls completed. The tool-result message itself is written with the
-  next step's transaction; on resume it is rebuilt from the tool-call records.
+  message), the usage rows of every attempt of that call and the start records of the tool calls that
+  are about to run are written in ONE transaction (``Store.record_step``), before any tool runs. (When a
+  call needs a person's approval, the step is written first and the starts after the decision.)
+* Every tool call is recorded as started before it runs (above) and finished (with its result) right
+  after, before the next model call, so a resumed session knows which calls completed. The tool-result
+  message itself is written with the next step's transaction; on resume it is rebuilt from the records.
 * Text deltas are never written one by one (a step is the unit of persistence).
 
 Resuming (:meth:`Run.settle_pending`): when the stored history ends with an assistant message whose
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from agent.events import AgentEvent
     from agent.session import Session, ToolCallSummary, _Tool
     from mcp_bridge.callbacks import ProgressEvent
+    from storage.repositories import ToolStart
     from storage.usage import UsageEntry
 
 __all__ = ["Run"]
@@ -183,12 +186,18 @@ class Run:
         self.session.history.append(message)
         self.pending_messages.append(message)
 
-    async def flush(self) -> None:
-        if not self.pending_messages and not self.pending_usage:
+    async def flush(self, tool_starts: list[ToolStart] | None = None) -> None:
+        """Write the pending messages and usage rows (and ``tool_starts``) in one transaction; a session
+        opened but not yet stored is created in the same transaction."""
+        if not self.pending_messages and not self.pending_usage and not tool_starts:
             return
+        session = self.session
         messages, usage = self.pending_messages, self.pending_usage
         self.pending_messages, self.pending_usage = [], []
-        await self.session.store.record_step(self.session.session_id, messages, usage)
+        await session.store.record_step(
+            session.session_id, messages, usage, tool_starts=tool_starts or (), new_session=session.unsaved_record
+        )
+        session.unsaved_record = None
 
     # ----------------------------------------------------------------- the loop
 
@@ -208,11 +217,12 @@ class Run:
             message = self.session.unique_call_ids(response.message)
             self.tracker.turns += 1
             self.add_message(message)
-            await self.flush()
             calls = message.tool_calls
             if not calls:
+                await self.flush()
                 self.stop_reason = _MODEL_STOP.get(response.stop_reason, "end_turn")
                 return
+            # The tool phase writes this step (message and usage) together with the calls' starts.
             stop = await self.tool_phase(calls, {})
             if stop is not None:
                 self.stop_reason = stop
@@ -221,12 +231,13 @@ class Run:
     async def model_step(self) -> ModelResponse:
         session = self.session
         tools = session.tool_specs()
-        request = ModelRequest(
+        # Every input is already a validated model or plain value: no re-validation of the whole history.
+        request = ModelRequest.model_construct(
             model=self.model,
-            messages=session.history,
+            messages=list(session.history),
             system=session.system,
             tools=tools,
-            temperature=self.temperature,
+            temperature=None if self.temperature is None else float(self.temperature),
             max_tokens=self.max_tokens,
         )
         final: ModelResponse | None = None
@@ -292,16 +303,23 @@ class Run:
             runnable = runnable[:allowed]
         self.tracker.tool_calls += len(runnable)
         self.tracker.invalid_steps = self.tracker.invalid_steps + 1 if invalid else 0
+        from storage.repositories import ToolStart
+
+        # One transaction: the step that asked for the calls (unless already written before asking for an
+        # approval) and every call's start, durable before any of them runs.
+        await self.flush([ToolStart(call.id, call.name, arguments) for _, call, _, arguments, _ in runnable])
+        for _, call, _, _, _ in runnable:
+            self._running[call.id] = call
         if len(runnable) == 1:
             index, call, tool, arguments, note = runnable[0]
-            results[index] = await self._execute(call, tool, arguments, note, None)
+            results[index] = await self._execute(call, tool, arguments, note, None, recorded=True)
         elif runnable:
             limiter = anyio.CapacityLimiter(self.tracker.limits.max_parallel_tools)
 
             async def run_one(
                 index: int, call: ToolCallPart, tool: _Tool, arguments: dict[str, Any], note: str | None
             ) -> None:
-                results[index] = await self._execute(call, tool, arguments, note, limiter)
+                results[index] = await self._execute(call, tool, arguments, note, limiter, recorded=True)
 
             async with anyio.create_task_group() as tg:
                 for item in runnable:
@@ -321,7 +339,7 @@ class Run:
                 result = _error_result(call, INTERRUPTED_RESULT_TEXT if interrupted else "not run")
             parts.append(result)
         self._step_calls, self._step_results = [], []
-        self.add_message(Message(role="tool", parts=parts))
+        self.add_message(Message.model_construct(role="tool", parts=parts))
 
     def _check(self, call: ToolCallPart, tool: _Tool | None) -> str | None:
         """Why the call cannot run as sent (unknown tool, unparseable or invalid arguments), or None."""
@@ -366,6 +384,8 @@ class Run:
                 f"not run: {call.name!r} needs the user's approval ({why}) and no one can be asked in this session. "
                 "The user can allow it with an auto-approve rule or 'trust': 'auto' in the MCP config."
             )
+        # The model's response is durable before waiting on a person (who may take minutes).
+        await self.flush()
         self.emit(ApprovalRequested(call.id, call.name, call.arguments, why))
         request = ApprovalRequest("tool", call.name, call.arguments, call.id, tool.spec, why)
         decision = await policy.callback(request)

@@ -13,9 +13,12 @@ A session is stored: its messages, tool calls and every model-call attempt's usa
 default user). ``Session.resume(session_id, ...)`` reopens it after a crash or in another process;
 ``session.resume_run()`` finishes an interrupted run (see :mod:`agent.loop` for what is re-run).
 
-What a session holds open: the store (when it opened it), the provider adapters and, when it was given
-an MCP config, an :class:`~mcp_bridge.McpHub` whose sampling requests go to this session's provider
-(with the user's key, metered to the user, under the approval policy and the run's limits).
+What a session holds open: the store (when it opened it) and, when it was given an MCP config, an
+:class:`~mcp_bridge.McpHub` whose sampling requests go to this session's provider (with the user's key,
+metered to the user, under the approval policy and the run's limits). Provider adapters (SDK clients and
+their connection pools) are shared by the sessions of one event loop with the same resolved config
+(:func:`providers.base.shared_provider`) and closed when the loop shuts down, or by
+``providers.base.close_shared_providers()``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from agent.events import AgentEvent, EventCallback, RunError, RunFinished
 from agent.limits import LIMIT_REASONS, Limits, LimitTracker, describe
 from agent.loop import Run
 from agent.tracing import get_tracer
-from providers.base import ProviderConfig, create_provider
+from providers.base import ProviderConfig, shared_provider
 from providers.errors import ConfigError, ProviderError, RoutekitError
 from providers.resilience import Attempt, Breakers, FallbackTarget, ResilienceEvent, ResilientModel, RetryPolicy
 from providers.types import Message, ModelRequest, ToolCallPart, ToolResultPart, ToolSpec, Usage
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     )
     from mcp_bridge.config import McpConfig
     from mcp_bridge.hub import McpHub
-    from storage.repositories import User
+    from storage.repositories import SessionRecord, User
     from storage.store import Store
 
 __all__ = ["LOCAL_USER", "RunResult", "SamplingRouter", "Session", "ToolCallSummary"]
@@ -235,6 +238,7 @@ class Session:
         self._cancel_scope: anyio.CancelScope | None = None
         self._cancel_requested = False
         self._lock = anyio.Lock()
+        self.unsaved_record: SessionRecord | None = None  # a new session not written yet (see _open)
 
     # ----------------------------------------------------------------- opening
 
@@ -346,8 +350,10 @@ class Session:
             configs.append(await self._config(extra, None))
         targets = []
         for cfg, cid in configs:
-            adapter = create_provider(cfg)
-            self._providers.append(adapter)
+            # One adapter (SDK client, connection pool) per config and event loop, shared by sessions.
+            adapter, is_shared = await shared_provider(cfg)
+            if not is_shared:
+                self._providers.append(adapter)
             if cid is not None:
                 self.config_ids[cfg.label or cid] = cid
             targets.append(FallbackTarget(adapter))
@@ -363,7 +369,11 @@ class Session:
         self.approval = approval or ApprovalPolicy()
         self.elicitation = elicitation
         if record is None:
-            record = await self.store.sessions.create(
+            from storage.repositories import new_session_record
+
+            # Stored with the session's first write (the prompt's transaction) or when it closes: one
+            # commit less per new session. Nothing else refers to the row before then.
+            record = self.unsaved_record = new_session_record(
                 self.user_id,
                 provider_config_id=main_id,
                 model=self.model_name,
@@ -449,7 +459,7 @@ class Session:
         self._owns_hub = True
 
     async def aclose(self) -> None:
-        """Close what the session opened (hub, adapters, store)."""
+        """Close what the session opened (hub, store, adapters it does not share with other sessions)."""
         if self._router is not None and self._router.session is self:
             self._router.session = None
         if self.hub is not None and self._owns_hub:
@@ -458,6 +468,9 @@ class Session:
             self._owns_hub = False
             await self.hub.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
+            if self.unsaved_record is not None:
+                with contextlib.suppress(Exception):  # best effort, like the rest of closing
+                    await self.ensure_stored()
             for adapter in self._providers:
                 with contextlib.suppress(Exception):  # closing is best effort
                     await adapter.aclose()
@@ -465,6 +478,13 @@ class Session:
             if self._owns_store:
                 self._owns_store = False
                 await self.store.close()
+
+    async def ensure_stored(self) -> None:
+        """Write the session's row now if it has not been written yet."""
+        record = self.unsaved_record
+        if record is not None:
+            await self.store.record_step(record.id, (), (), new_session=record)
+            self.unsaved_record = None
 
     async def __aenter__(self) -> Session:
         return self
@@ -634,8 +654,9 @@ class Session:
         self._cancel_requested = False
         try:
             if lim.check_budget:
-                budget = await self.store.usage.check_budget(self.user_id)
-                tracker.set_budget(budget.remaining_usd, budget.remaining_tokens)
+                budget = await self.store.usage.active_budget(self.user_id)  # None: no budget, no scan
+                if budget is not None:
+                    tracker.set_budget(budget.remaining_usd, budget.remaining_tokens)
             with self.tracer.run(self.session_id, run.model) as span:
                 await self._loop(run, prompt, tracker)
                 span.set_attribute("gen_ai.usage.input_tokens", tracker.input_tokens)
@@ -769,4 +790,5 @@ class Session:
                 self._run.tracker.add_usage(usage, price_usd(attempt.provider, attempt.model, usage))
         if entries:
             with anyio.CancelScope(shield=True):
+                await self.ensure_stored()
                 await self.store.usage.record_many(entries)

@@ -15,6 +15,8 @@
   any other gets the authorization-code flow with the pre-registered client. The token-endpoint auth method
   (``token_endpoint_auth_method: auto``) is likewise the first of ``client_secret_basic`` /
   ``client_secret_post`` the server lists (RFC 8414's default, ``client_secret_basic``, when it lists none).
+* **workload identity** (``assertion`` or ``assertion_file``, SEP-1933): the RFC 7523 jwt-bearer grant with the
+  platform's JWT as ``assertion``. A refused grant is reported, never retried with another grant type.
 * **enterprise-managed authorization** (SEP-990, ``idp`` set): the user's ID token is exchanged at the
   identity provider for an identity assertion grant (ID-JAG, RFC 8693), which the SDK's
   ``IdentityAssertionOAuthProvider`` presents to the MCP authorization server (RFC 7523 jwt-bearer). The
@@ -62,9 +64,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-_ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a grant URN
+_ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a token-type URN
 _ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 class McpAuthError(RuntimeError):
@@ -189,14 +192,15 @@ def build_auth(
 def _private_key_jwt(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.Auth:
     from mcp.client.auth.extensions.client_credentials import PrivateKeyJWTOAuthProvider, SignedJWTParameters
 
-    assert auth.client_id is not None and auth.private_key is not None
+    assert auth.client_id is not None
+    assert auth.private_key is not None
     signer = SignedJWTParameters(
         issuer=auth.client_id,
         subject=auth.client_id,
         signing_key=auth.private_key.get_secret_value(),
         signing_algorithm=auth.signing_algorithm,
     )
-    return _issuer_optional(
+    provider: httpx2.Auth = _issuer_optional(
         PrivateKeyJWTOAuthProvider,
         server_url=server_url,
         storage=store,
@@ -205,6 +209,7 @@ def _private_key_jwt(auth: AuthConfig, server_url: str, store: TokenStore) -> ht
         scope=auth.scope,
         issuer=auth.issuer,
     )
+    return provider
 
 
 def _issuer_optional(cls: Any, **kwargs: Any) -> Any:
@@ -225,7 +230,7 @@ def _flexible(
     from mcp.shared.auth import OAuthClientMetadata
 
     metadata = OAuthClientMetadata(
-        redirect_uris=[auth.redirect_uri],  # type: ignore[list-item]  # pydantic validates the str
+        redirect_uris=[auth.redirect_uri],
         client_name=auth.client_name,
         scope=auth.scope,
     )
@@ -247,7 +252,7 @@ def _flexible_provider_class() -> Any:
     from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
     from mcp.shared.auth import OAuthClientInformationFull
 
-    class FlexibleOAuthProvider(OAuthClientProvider):  # type: ignore[misc]
+    class FlexibleOAuthProvider(OAuthClientProvider):
         """The SDK's authorization-code provider plus pre-registered clients, client credentials and a grant and
         token-endpoint auth method chosen from the authorization server's metadata when the config leaves them
         open."""
@@ -273,6 +278,8 @@ def _flexible_provider_class() -> Any:
             )
             self._grant = grant
             self._auth_method = auth.token_endpoint_auth_method
+            self._assertion = auth.assertion
+            self._assertion_file = auth.assertion_file
             self._fixed: OAuthClientInformationFull | None = None
             if auth.client_id is not None:
                 secret = auth.client_secret.get_secret_value() if auth.client_secret else None
@@ -323,12 +330,27 @@ def _flexible_provider_class() -> Any:
             if method is not None:
                 self.context.client_info = info.model_copy(update={"token_endpoint_auth_method": method})
 
+        async def _workload_assertion(self) -> str:
+            if self._assertion_file is not None:
+                import anyio
+
+                text = await anyio.Path(self._assertion_file).read_text()
+                return text.strip()
+            assert self._assertion is not None
+            return self._assertion.get_secret_value()
+
         async def _perform_authorization(self) -> httpx2.Request:
             self._choose_auth_method()
-            if not self._use_client_credentials():
+            data: dict[str, str]
+            if self._grant == "jwt_bearer":
+                data = {"grant_type": _JWT_BEARER, "assertion": await self._workload_assertion()}
+                if self.context.client_info is not None:
+                    data["client_id"] = self.context.client_info.client_id
+            elif self._use_client_credentials():
+                data = {"grant_type": "client_credentials"}
+            else:
                 request: httpx2.Request = await super()._perform_authorization()
                 return request
-            data: dict[str, str] = {"grant_type": "client_credentials"}
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
             data, headers = self.context.prepare_token_auth(data, headers)
             if self.context.should_include_resource_param(self.context.protocol_version):
@@ -347,7 +369,7 @@ def _flexible_provider_class() -> Any:
 def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.Auth:
     from mcp.shared._httpx_utils import RedirectAwareAuth
 
-    assert auth.idp is not None and auth.client_id is not None and auth.client_secret is not None
+    assert auth.idp is not None
     idp = auth.idp
     method = auth.token_endpoint_auth_method
 
@@ -382,7 +404,8 @@ def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.
     def make(issuer: str) -> httpx2.Auth:
         from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 
-        assert auth.client_id is not None and auth.client_secret is not None
+        assert auth.client_id is not None
+        assert auth.client_secret is not None
         provider: httpx2.Auth = IdentityAssertionOAuthProvider(
             server_url=server_url,
             storage=store,
@@ -400,7 +423,7 @@ def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.
     if auth.issuer is not None:
         return make(auth.issuer)
 
-    class DiscoveringIdentityAssertion(RedirectAwareAuth):  # type: ignore[misc]
+    class DiscoveringIdentityAssertion(RedirectAwareAuth):
         """Finds the authorization server from the resource's metadata on the first 401, then delegates."""
 
         requires_response_body = True
@@ -438,4 +461,4 @@ def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.
                 except StopAsyncIteration:
                     return
 
-    return DiscoveringIdentityAssertion()  # type: ignore[no-any-return]
+    return DiscoveringIdentityAssertion()

@@ -24,8 +24,11 @@ Remote (http/sse) servers may carry an ``auth`` object (OAuth 2.1, see :mod:`mcp
 
     "auth": {"client_id": "...", "client_secret": "${SECRET}", "scope": "read", "issuer": "https://as.example"}
 
-Fields (all optional): ``grant`` (``auto``, ``authorization_code``, ``client_credentials`` or ``enterprise``),
-``client_id``, ``client_secret``, ``private_key`` (PEM, for ``private_key_jwt``) with ``signing_algorithm``,
+Fields (all optional): ``grant`` (``auto``, ``authorization_code``, ``client_credentials``, ``enterprise`` or
+``jwt_bearer``), ``client_id``, ``client_secret``, ``private_key`` (PEM, for ``private_key_jwt``) with
+``signing_algorithm``,
+``assertion`` / ``assertion_file`` (a workload identity JWT for the RFC 7523 jwt-bearer grant; the file is re-read
+for every token request, as platforms rotate it),
 ``token_endpoint_auth_method``, ``scope``, ``issuer`` (pins the authorization server), ``redirect_uri``,
 ``client_name``, ``client_metadata_url`` (a client ID metadata document URL) and ``idp`` (enterprise-managed
 authorization: ``token_endpoint``, ``client_id``, ``client_secret``, ``id_token``). ``${VAR}`` is expanded in
@@ -101,7 +104,7 @@ class RootConfig(BaseModel):
     name: str | None = None
 
 
-GrantKind = Literal["auto", "authorization_code", "client_credentials", "enterprise"]
+GrantKind = Literal["auto", "authorization_code", "client_credentials", "enterprise", "jwt_bearer"]
 TokenAuthMethod = Literal["auto", "none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
@@ -127,7 +130,9 @@ class AuthConfig(BaseModel):
     client_secret: SecretStr | None = None
     private_key: SecretStr | None = None
     signing_algorithm: str = "RS256"
-    token_endpoint_auth_method: TokenAuthMethod = "auto"
+    assertion: SecretStr | None = None
+    assertion_file: str | None = None
+    token_endpoint_auth_method: TokenAuthMethod = "auto"  # noqa: S105 - a method name, not a secret
     scope: str | None = None
     issuer: str | None = None
     redirect_uri: str = "http://localhost:8765/callback"
@@ -137,7 +142,8 @@ class AuthConfig(BaseModel):
 
     def resolved_grant(self) -> GrantKind:
         """The grant ``auto`` stands for where the fields decide it: an IdP means enterprise-managed
-        authorization, a private key means client credentials with ``private_key_jwt``. A bare client ID and
+        authorization, a private key means client credentials with ``private_key_jwt``, a workload identity
+        assertion means the RFC 7523 jwt-bearer grant. A bare client ID and
         secret stay ``auto``: the authorization server's metadata decides (see :mod:`mcp_bridge.auth`)."""
         if self.grant != "auto":
             return self.grant
@@ -145,6 +151,8 @@ class AuthConfig(BaseModel):
             return "enterprise"
         if self.private_key is not None:
             return "client_credentials"
+        if self.assertion is not None or self.assertion_file is not None:
+            return "jwt_bearer"
         if self.client_secret is None:
             return "authorization_code"
         return "auto"
@@ -382,6 +390,10 @@ def _auth(name: str, key: str, value: Any, environ: Mapping[str, str]) -> AuthCo
         raise McpConfigError(
             name, f"{key}.idp", "enterprise authorization needs 'idp', 'client_id' and 'client_secret'"
         )
+    if auth.grant == "jwt_bearer" and auth.assertion is None and auth.assertion_file is None:
+        raise McpConfigError(name, f"{key}.assertion", "the jwt_bearer grant needs 'assertion' or 'assertion_file'")
+    if auth.resolved_grant() == "jwt_bearer" and auth.client_id is None:
+        raise McpConfigError(name, f"{key}.client_id", "the jwt_bearer grant needs the workload's client_id")
     if (auth.client_secret is not None or auth.private_key is not None) and auth.client_id is None:
         raise McpConfigError(name, f"{key}.client_id", "a client secret or private key needs its client_id")
     for field in ("issuer", "client_metadata_url"):

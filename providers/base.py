@@ -6,9 +6,14 @@ Ollama SDKs (each costs tens to hundreds of milliseconds to import).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import importlib
+import json
 import os
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -137,3 +142,87 @@ def create_provider(config: ProviderConfig, **kwargs: Any) -> Provider:
     cls = getattr(importlib.import_module(module_name), class_name)
     provider: Provider = cls(config, **kwargs)
     return provider
+
+
+# --------------------------------------------------------------------------- shared adapters
+
+
+def _config_key(config: ProviderConfig) -> str:
+    """A digest of everything that shapes an adapter (the key included, so a rotated key gets a new
+    client). Only the digest is kept: the secrets never become a dict key that a repr or log could show."""
+    data = config.model_dump(mode="json", exclude={"api_key"})
+    data["resolved_api_key"] = config.resolve_api_key()
+    text = json.dumps(data, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _SharedAdapters:
+    """The adapters shared in one event loop, closed when the loop shuts down (or by an explicit close).
+
+    The closing hook is an async generator parked at its ``yield``: the event loop's runner finalizes the
+    async generators still alive when it shuts down (asyncio's ``shutdown_asyncgens``, called by
+    ``asyncio.run`` / ``anyio.run`` and the pytest plugin), which runs its ``finally`` inside the loop, so
+    the SDK clients (aiohttp sessions included) close cleanly instead of warning from ``__del__``.
+    """
+
+    def __init__(self) -> None:
+        self.adapters: dict[str, Provider] = {}
+        self._hook: AsyncGenerator[None, None] | None = None
+
+    async def start(self) -> None:
+        self._hook = self._close_at_shutdown()
+        await self._hook.asend(None)
+
+    async def _close_at_shutdown(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        adapters, self.adapters = list(self.adapters.values()), {}
+        for adapter in adapters:
+            with contextlib.suppress(Exception):  # closing is best effort
+                await adapter.aclose()
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedAdapters] = weakref.WeakKeyDictionary()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # another async library (trio): adapters are not shared there
+        return None
+
+
+async def shared_provider(config: ProviderConfig) -> tuple[Provider, bool]:
+    """The adapter for ``config``, shared by every caller in this event loop: one SDK client and one
+    connection pool instead of a client built (and a TCP connection opened) per session.
+
+    Returns ``(adapter, shared)``. A shared adapter must not be closed by the caller; it is closed when the
+    event loop shuts down or by :func:`close_shared_providers`. Outside asyncio the adapter is new and
+    ``shared`` is False (the caller closes it).
+    """
+    loop = _running_loop()
+    if loop is None:
+        return create_provider(config), False
+    key = _config_key(config)
+    pool = _SHARED.get(loop)
+    if pool is not None and (found := pool.adapters.get(key)) is not None:
+        return found, True
+    if pool is None:
+        pool = _SHARED[loop] = _SharedAdapters()
+        await pool.start()
+    adapter = pool.adapters.get(key)
+    if adapter is None:
+        adapter = pool.adapters[key] = create_provider(config)
+    return adapter, True
+
+
+async def close_shared_providers() -> None:
+    """Close the adapters shared in this event loop (new ones are built on the next use)."""
+    loop = _running_loop()
+    pool = _SHARED.get(loop) if loop is not None else None
+    if pool is not None:
+        await pool.aclose()

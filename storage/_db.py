@@ -61,3 +61,13 @@ class Database(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def write_inline(db: Database, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    """``db.write(fn)`` for a ``fn`` that awaits nothing but its Conn's methods (no other I/O, no sleeps,
+    no locks). A backend that can run such a function in one step (SQLite: one trip to its connection
+    thread for the whole transaction) offers ``write_inline``; the others run it as any write."""
+    inline = getattr(db, "write_inline", None)
+    if inline is not None:
+        return await inline(fn)  # type: ignore[no-any-return]
+    return await db.write(fn)

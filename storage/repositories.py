@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from providers.base import ProviderConfig
 from providers.errors import ConfigError
 from providers.profiles import get_profile
 from providers.types import Message, ToolResultPart
-from storage._db import Conn, Database, Row
+from storage._db import Conn, Database, Row, write_inline
 from storage.crypto import AssociatedData, mask
 from storage.errors import DecryptionFailed, NotFound
 from storage.keys import GLOBAL_OWNER, KeyManager
@@ -617,22 +618,11 @@ class Sessions:
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> SessionRecord:
-        session_id, now = new_id(), time.time()
-        await self._db.write(
-            lambda c: c.execute(
-                "INSERT INTO sessions (id, user_id, provider_config_id, model, title, metadata_json, message_count, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                session_id,
-                user_id,
-                provider_config_id,
-                model,
-                title,
-                json.dumps(metadata or {}),
-                now,
-                now,
-            )
+        record = new_session_record(
+            user_id, provider_config_id=provider_config_id, model=model, title=title, metadata=metadata
         )
-        return await self.get(session_id)
+        await write_inline(self._db, lambda c: insert_session(c, record))
+        return record
 
     @staticmethod
     def _record(row: Row) -> SessionRecord:
@@ -663,6 +653,43 @@ class Sessions:
         await self._db.write(lambda c: c.execute("DELETE FROM sessions WHERE id = ?", session_id))
 
 
+def new_session_record(
+    user_id: str,
+    *,
+    provider_config_id: str | None = None,
+    model: str | None = None,
+    title: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> SessionRecord:
+    """A new session's row as it will be stored (written by :func:`insert_session`)."""
+    return SessionRecord(
+        id=new_id(),
+        user_id=user_id,
+        provider_config_id=provider_config_id,
+        model=model,
+        title=title,
+        metadata=dict(metadata or {}),
+        message_count=0,
+        created_at=time.time(),
+    )
+
+
+async def insert_session(c: Conn, record: SessionRecord) -> None:
+    """Insert a session row inside the caller's transaction."""
+    await c.execute(
+        "INSERT INTO sessions (id, user_id, provider_config_id, model, title, metadata_json, message_count, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        record.id,
+        record.user_id,
+        record.provider_config_id,
+        record.model,
+        record.title,
+        json.dumps(record.metadata),
+        record.created_at,
+        record.created_at,
+    )
+
+
 async def append_messages(c: Conn, session_id: str, messages: list[Message]) -> list[int]:
     """Append inside the caller's transaction; the session row's counter hands out the sequence numbers."""
     now = time.time()
@@ -691,7 +718,7 @@ class Messages:
 
     async def append(self, session_id: str, *messages: Message) -> list[int]:
         """Append messages durably; returns their sequence numbers (1-based, gap-free per session)."""
-        return await self._db.write(lambda c: append_messages(c, session_id, list(messages)))
+        return await write_inline(self._db, lambda c: append_messages(c, session_id, list(messages)))
 
     async def list(self, session_id: str, *, after: int = 0) -> list[StoredMessage]:
         rows = await self._db.read(
@@ -706,6 +733,29 @@ class Messages:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class ToolStart:
+    """A tool call about to run, to record as started (see :meth:`ToolCalls.start`)."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+async def insert_tool_starts(c: Conn, session_id: str, starts: Sequence[ToolStart]) -> None:
+    """Record tool calls as started inside the caller's transaction."""
+    now = time.time()
+    rows = [(session_id, s.call_id, s.name, json.dumps(s.arguments), now) for s in starts]
+    sql = (
+        "INSERT INTO tool_calls (session_id, call_id, name, arguments_json, status, started_at) "
+        "VALUES (?, ?, ?, ?, 'started', ?)"
+    )
+    if len(rows) == 1:
+        await c.execute(sql, *rows[0])
+    else:
+        await c.executemany(sql, rows)
+
+
 class ToolCalls:
     """Tool calls as started / finished / interrupted, so a resumed session never repeats a finished call."""
 
@@ -713,17 +763,8 @@ class ToolCalls:
         self._db = db
 
     async def start(self, session_id: str, call_id: str, name: str, arguments: dict[str, Any]) -> None:
-        await self._db.write(
-            lambda c: c.execute(
-                "INSERT INTO tool_calls (session_id, call_id, name, arguments_json, status, started_at) "
-                "VALUES (?, ?, ?, ?, 'started', ?)",
-                session_id,
-                call_id,
-                name,
-                json.dumps(arguments),
-                time.time(),
-            )
-        )
+        starts = [ToolStart(call_id, name, arguments)]
+        await write_inline(self._db, lambda c: insert_tool_starts(c, session_id, starts))
 
     async def finish(self, session_id: str, call_id: str, result: ToolResultPart) -> None:
         await self._end(session_id, call_id, "finished", result)
@@ -732,7 +773,8 @@ class ToolCalls:
         await self._end(session_id, call_id, "interrupted", result)
 
     async def _end(self, session_id: str, call_id: str, status: ToolCallStatus, result: ToolResultPart | None) -> None:
-        changed = await self._db.write(
+        changed = await write_inline(
+            self._db,
             lambda c: c.rowcount(
                 "UPDATE tool_calls SET status = ?, result_json = ?, is_error = ?, finished_at = ? "
                 "WHERE session_id = ? AND call_id = ? AND status = 'started'",
@@ -742,7 +784,7 @@ class ToolCalls:
                 time.time(),
                 session_id,
                 call_id,
-            )
+            ),
         )
         if changed == 0:
             raise NotFound(f"no started tool call {call_id!r} in session {session_id!r}")

@@ -16,13 +16,25 @@ from typing import Protocol, runtime_checkable
 import platformdirs
 
 from providers.types import Message
-from storage._db import Conn, Database
+from storage._db import Conn, Database, write_inline
 from storage.crypto import MASTER_KEY_ENV, Keyring, load_keyring, parse_master_keys
 from storage.errors import DatabaseUnavailable, MasterKeyError
 from storage.keys import KeyManager
 from storage.oauth import OAuthTokens
 from storage.postgres import PostgresDatabase
-from storage.repositories import McpServers, Messages, ProviderConfigs, Sessions, ToolCalls, Users, append_messages
+from storage.repositories import (
+    McpServers,
+    Messages,
+    ProviderConfigs,
+    SessionRecord,
+    Sessions,
+    ToolCalls,
+    ToolStart,
+    Users,
+    append_messages,
+    insert_session,
+    insert_tool_starts,
+)
 from storage.sqlite import SQLiteDatabase, sqlite_path_from_url
 from storage.usage import UsageEntry, UsageLedger, UsageRow, insert_usage, prepare
 
@@ -61,8 +73,18 @@ class Store(Protocol):
     @property
     def dialect(self) -> str: ...
 
-    async def record_step(self, session_id: str, messages: Sequence[Message], usage: Sequence[UsageEntry]) -> list[int]:
-        """Append a step's messages and its usage rows in one transaction."""
+    async def record_step(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        usage: Sequence[UsageEntry],
+        *,
+        tool_starts: Sequence[ToolStart] = (),
+        new_session: SessionRecord | None = None,
+    ) -> list[int]:
+        """Append a step's messages and its usage rows in one transaction; in the same transaction, create
+        the session first (``new_session``, from :func:`~storage.repositories.new_session_record`) and
+        record ``tool_starts`` as started (so a call's start is durable with the message that asked for it)."""
         ...
 
     async def schema_version(self) -> int: ...
@@ -92,16 +114,28 @@ class SQLStore:
     def dialect(self) -> str:
         return self.db.dialect
 
-    async def record_step(self, session_id: str, messages: Sequence[Message], usage: Sequence[UsageEntry]) -> list[int]:
+    async def record_step(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        usage: Sequence[UsageEntry],
+        *,
+        tool_starts: Sequence[ToolStart] = (),
+        new_session: SessionRecord | None = None,
+    ) -> list[int]:
         prepared: list[tuple[UsageRow, tuple[object, ...]]] = [prepare(e) for e in usage]
 
         async def write(c: Conn) -> list[int]:
+            if new_session is not None:
+                await insert_session(c, new_session)
             seqs = await append_messages(c, session_id, list(messages)) if messages else []
             if prepared:
                 await insert_usage(c, [p for _, p in prepared])
+            if tool_starts:
+                await insert_tool_starts(c, session_id, tool_starts)
             return seqs
 
-        return await self.db.write(write)
+        return await write_inline(self.db, write)
 
     async def schema_version(self) -> int:
         return int(

@@ -355,11 +355,26 @@ class UsageLedger:
 
     async def check_budget(self, user_id: str, *, month: str | None = None) -> BudgetStatus:
         """This month's spend against the user's budget (UTC month). ``exceeded`` tells the agent to stop."""
+        status = await self._budget(user_id, month, spend_without_budget=True)
+        assert status is not None
+        return status
+
+    async def active_budget(self, user_id: str, *, month: str | None = None) -> BudgetStatus | None:
+        """Like :meth:`check_budget`, but None (and no scan of the month's usage rows) when the user has no
+        budget: what the agent checks before every run."""
+        return await self._budget(user_id, month, spend_without_budget=False)
+
+    async def _budget(self, user_id: str, month: str | None, *, spend_without_budget: bool) -> BudgetStatus | None:
         month = month or dt.datetime.now(dt.UTC).strftime("%Y-%m")
         start, end = _month_range(month)
 
         async def read(c: Conn) -> tuple[Row | None, Row | None]:
             budget = await c.fetchone("SELECT monthly_nanousd, monthly_tokens FROM budgets WHERE user_id = ?", user_id)
+            limited = budget is not None and (
+                budget["monthly_nanousd"] is not None or budget["monthly_tokens"] is not None
+            )
+            if not limited and not spend_without_budget:
+                return budget, None
             spent = await c.fetchone(
                 "SELECT SUM(cost_nanousd) AS cost, "
                 "SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)) AS tokens, "
@@ -372,6 +387,8 @@ class UsageLedger:
             return budget, spent
 
         budget, spent = await self._db.read(read)
+        if spent is None and not spend_without_budget:
+            return None
         return BudgetStatus(
             user_id=user_id,
             month=month,

@@ -4,14 +4,17 @@ Everything it does goes through :class:`mcp_bridge.McpHub`: connect (protocol er
 tools, call each one once, disconnect. It never looks at ``MCP_CONFORMANCE_SCENARIO``; the only thing it takes from
 the harness besides the URL is data: credentials from ``MCP_CONFORMANCE_CONTEXT`` (turned into the server's
 ``auth`` config, whose fields decide the OAuth flow inside ``mcp_bridge``) and the tool calls the context lists.
-Tools the context does not list are called with arguments built from their input schema (defaults, else a plain
-value of the declared type).
+Tools the context does not list are called with arguments built from their input schema the way a model reading
+the schema would: defaults, else a plain value of the declared type; an object argument whose description asks for
+the input schema of another listed tool gets that tool's schema as the hub holds it (which is how the hub's
+verbatim preservation of JSON Schema 2020-12 keywords becomes observable to the server).
 
 Exit status: 0 when the server connected (tool errors are results, not failures), 1 when it did not.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -32,6 +35,8 @@ def auth_from_context(context: dict[str, Any]) -> dict[str, Any]:
     if isinstance(context.get("private_key_pem"), str):
         auth["private_key"] = context["private_key_pem"]
         auth["signing_algorithm"] = context.get("signing_algorithm") or "ES256"
+    if isinstance(context.get("valid_jwt"), str):
+        auth["assertion"] = context["valid_jwt"]
     if isinstance(context.get("idp_token_endpoint"), str):
         auth["idp"] = {
             "token_endpoint": context["idp_token_endpoint"],
@@ -51,8 +56,18 @@ _SAMPLE_BY_TYPE: dict[str, Any] = {
 }
 
 
-def arguments_for(schema: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for a tool nobody told us how to call: defaults, else a value of each required field's type."""
+def _referenced_schema(spec: dict[str, Any], schemas: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    description = str(spec.get("description") or "")
+    if spec.get("type") != "object" or "inputschema" not in description.lower():
+        return None
+    named = [name for name in schemas if name in description]
+    return copy.deepcopy(schemas[max(named, key=len)]) if named else None
+
+
+def arguments_for(schema: dict[str, Any], schemas: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Arguments for a tool nobody told us how to call: defaults, else a value of each required field's type.
+
+    ``schemas`` maps the other listed tools (server's names) to their input schemas."""
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     args: dict[str, Any] = {}
@@ -61,6 +76,8 @@ def arguments_for(schema: dict[str, Any]) -> dict[str, Any]:
             continue
         if "default" in spec:
             args[name] = spec["default"]
+        elif (referenced := _referenced_schema(spec, schemas or {})) is not None:
+            args[name] = referenced
         elif name in required:
             if spec.get("enum"):
                 args[name] = spec["enum"][0]
@@ -92,9 +109,11 @@ async def run(url: str, context: dict[str, Any]) -> int:
             if isinstance(call, dict) and "name" in call
         }
         tools = await hub.list_tools()
+        schemas = {spec.name.partition(".")[2]: spec.input_schema or {} for spec in tools}
         for spec in tools:
             _, _, tool = spec.name.partition(".")
-            calls = [listed[tool]] if tool in listed else [arguments_for(spec.input_schema)]
+            others = {name: schema for name, schema in schemas.items() if name != tool}
+            calls = [listed[tool]] if tool in listed else [arguments_for(spec.input_schema or {}, others)]
             for arguments in calls:
                 result = await hub.call_tool(spec.name, arguments)
                 text = " ".join(getattr(p, "text", "") for p in result.content)[:200]
