@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -58,13 +59,14 @@ def fake_server(family: str) -> Any:
 Calls = tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]
 
 
-def raw_calls(family: str, origin: str) -> Calls:
+def raw_calls(family: str, origin: str, *, aiohttp: bool = False) -> Calls:
     """(complete, stream) closures on the raw SDK, SDK retries off, same timeout as routekit."""
     messages: Any
     if family == "anthropic":
         import anthropic
 
-        a_client = anthropic.AsyncAnthropic(api_key=KEYS[family], base_url=origin, max_retries=0, timeout=30)
+        a_http: Any = {"http_client": anthropic.DefaultAioHttpClient()} if aiohttp else {}
+        a_client = anthropic.AsyncAnthropic(api_key=KEYS[family], base_url=origin, max_retries=0, timeout=30, **a_http)
         a_tools: Any = [{"name": WIRE_NAME, "description": TOOL.description, "input_schema": SCHEMA}]
         messages = [{"role": "user", "content": "Weather in Paris?"}]
 
@@ -81,7 +83,10 @@ def raw_calls(family: str, origin: str) -> Calls:
     if family == "openai":
         import openai
 
-        o_client = openai.AsyncOpenAI(api_key=KEYS[family], base_url=origin + "/v1", max_retries=0, timeout=30)
+        o_http: Any = {"http_client": openai.DefaultAioHttpClient()} if aiohttp else {}
+        o_client = openai.AsyncOpenAI(
+            api_key=KEYS[family], base_url=origin + "/v1", max_retries=0, timeout=30, **o_http
+        )
         o_tools: Any = [
             {"type": "function", "function": {"name": WIRE_NAME, "description": TOOL.description, "parameters": SCHEMA}}
         ]
@@ -116,13 +121,14 @@ def raw_calls(family: str, origin: str) -> Calls:
             ]
         )
 
+        # A loop keeps a history, so contents is a list of turns (as routekit sends), not a bare string.
+        g_contents: Any = [{"role": "user", "parts": [{"text": "Weather in Paris?"}]}]
+
         async def g_complete() -> Any:
-            return await g_client.aio.models.generate_content(model=MODEL, contents="Weather in Paris?", config=config)
+            return await g_client.aio.models.generate_content(model=MODEL, contents=g_contents, config=config)
 
         async def g_stream() -> Any:
-            stream = await g_client.aio.models.generate_content_stream(
-                model=MODEL, contents="Weather in Paris?", config=config
-            )
+            stream = await g_client.aio.models.generate_content_stream(model=MODEL, contents=g_contents, config=config)
             return [chunk async for chunk in stream]
 
         return g_complete, g_stream, g_client.aio.aclose
@@ -164,39 +170,45 @@ def routekit_calls(family: str, origin: str) -> Calls:
     return complete, stream, provider.aclose
 
 
-async def measure_pair(
-    raw_fn: Callable[[], Awaitable[Any]], rk_fn: Callable[[], Awaitable[Any]], calls: int
-) -> tuple[float, float]:
-    """(raw, routekit) CPU µs per call, alternating the two call by call so machine noise hits both alike."""
+async def measure(fns: list[Callable[[], Awaitable[Any]]], calls: int) -> list[float]:
+    """CPU µs per call of each function, interleaved call by call so machine noise hits all alike."""
     for _ in range(20):
-        await raw_fn()
-        await rk_fn()
+        for fn in fns:
+            await fn()
     gc.collect()
-    raw_cpu = rk_cpu = 0.0
+    totals = [0.0] * len(fns)
+    order = list(range(len(fns)))
     for _ in range(calls):
-        t0 = time.process_time()
-        await raw_fn()
-        t1 = time.process_time()
-        await rk_fn()
-        t2 = time.process_time()
-        raw_cpu += t1 - t0
-        rk_cpu += t2 - t1
-    return raw_cpu / calls * 1e6, rk_cpu / calls * 1e6
+        random.shuffle(order)  # no function always runs first (or right after another)
+        for i in order:
+            t0 = time.process_time()
+            await fns[i]()
+            totals[i] += time.process_time() - t0
+    return [total / calls * 1e6 for total in totals]
 
 
-async def bench_family(family: str, origin: str, calls: int, rounds: int) -> list[tuple[str, float, float, float]]:
-    raw_complete, raw_stream, raw_close = raw_calls(family, origin)
-    rk_complete, rk_stream, rk_close = routekit_calls(family, origin)
+# The Stainless SDKs default to httpx; routekit's adapters use their aiohttp transport (less CPU per call).
+# The adapter's own cost is routekit against the raw SDK on the same transport; the default raw call is shown too.
+SAME_TRANSPORT_AS_ROUTEKIT = {"anthropic": True, "openai": True, "gemini": False, "ollama": False}
+
+
+async def bench_family(
+    family: str, origin: str, calls: int, rounds: int
+) -> list[tuple[str, float, float, float, float]]:
+    raw_default = raw_calls(family, origin)
+    raw_same = raw_calls(family, origin, aiohttp=True) if SAME_TRANSPORT_AS_ROUTEKIT[family] else raw_default
+    routekit = routekit_calls(family, origin)
     rows = []
     try:
-        for mode, raw_fn, rk_fn in (("complete", raw_complete, rk_complete), ("stream", raw_stream, rk_stream)):
-            results = [await measure_pair(raw_fn, rk_fn, calls) for _ in range(rounds)]
-            raw = statistics.median(r[0] for r in results)
-            rk = statistics.median(r[1] for r in results)
-            rows.append((mode, raw, rk, rk / raw))
+        for index, mode in ((0, "complete"), (1, "stream")):
+            fns = [raw_default[index], raw_same[index], routekit[index]]
+            results = [await measure(fns, calls) for _ in range(rounds)]
+            default, same, rk = (statistics.median(r[i] for r in results) for i in range(3))
+            rows.append((mode, default, same, rk, rk / same))
     finally:
-        await raw_close()
-        await rk_close()
+        closers = [raw_default[2], routekit[2]] + ([raw_same[2]] if raw_same is not raw_default else [])
+        for closer in closers:
+            await closer()
     return rows
 
 
@@ -206,11 +218,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median of each side is kept")
     parser.add_argument("--family", action="append", choices=FAMILIES, help="limit to these wires")
     args = parser.parse_args()
-    print(f"{'provider':<10} {'mode':<9} {'raw CPU µs':>11} {'routekit µs':>12} {'ratio':>6}")
+    header = ("provider", "mode", "raw (SDK default)", "raw (same transport)", "routekit", "ratio")
+    print(f"{header[0]:<10} {header[1]:<9} {header[2]:>18} {header[3]:>21} {header[4]:>9} {header[5]:>6}")
     for family in args.family or FAMILIES:
         with fake_server(family) as origin:
-            for mode, raw, rk, ratio in asyncio.run(bench_family(family, origin, args.calls, args.rounds)):
-                print(f"{family:<10} {mode:<9} {raw:>11.0f} {rk:>12.0f} {ratio:>6.2f}", flush=True)
+            for mode, default, same, rk, ratio in asyncio.run(bench_family(family, origin, args.calls, args.rounds)):
+                print(f"{family:<10} {mode:<9} {default:>18.0f} {same:>21.0f} {rk:>9.0f} {ratio:>6.2f}", flush=True)
+    print("CPU µs per call in this process (the fake runs in another); ratio = routekit / raw on the same transport")
 
 
 if __name__ == "__main__":

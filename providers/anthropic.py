@@ -20,9 +20,7 @@ Wire facts this module relies on (see the shared folder's reference/provider-wir
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +29,11 @@ import anthropic
 import anyio
 import httpx2
 
+from providers._http import sdk_http_client
 from providers.base import ProviderConfig
 from providers.errors import (
     AuthenticationError,
     BadRequest,
-    ConfigError,
     ContextTooLong,
     ModelNotFound,
     Overloaded,
@@ -113,24 +111,6 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
-@functools.cache
-def _shared_ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client: building one loads the CA bundle (~30 ms of CPU), which every
-    session opening an adapter would otherwise pay. Same settings as the SDK's own default."""
-    return httpx2.create_ssl_context()
-
-
-def _http_client(config: ProviderConfig) -> httpx2.AsyncClient:
-    """The SDK's HTTP client for ``options["http_transport"]``: ``"aiohttp"`` (default; the SDK's
-    ``DefaultAioHttpClient``, markedly less CPU per request) or ``"httpx"`` (the SDK's default transport)."""
-    transport = config.options.get("http_transport", "aiohttp")
-    if transport == "aiohttp":
-        return anthropic.DefaultAioHttpClient(verify=_shared_ssl_context())
-    if transport == "httpx":
-        return anthropic.DefaultAsyncHttpxClient(verify=_shared_ssl_context())
-    raise ConfigError(f"options.http_transport for {config.provider} must be 'aiohttp' or 'httpx', not {transport!r}")
-
-
 class AnthropicProvider:
     """routekit's Provider for the Anthropic Messages API.
 
@@ -148,7 +128,7 @@ class AnthropicProvider:
             timeout=anthropic.Timeout(config.timeout, connect=config.connect_timeout),
             max_retries=0,  # routekit's resilience layer retries, so that each attempt is metered
             default_headers=config.extra_headers or None,
-            http_client=_http_client(config),
+            http_client=sdk_http_client(config, anthropic),
         )
         # The last compiled toolset, keyed by the identity of the ToolSpec objects (an agent loop offers the
         # same tools on every step); the specs are kept referenced so their ids cannot be reused.

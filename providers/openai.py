@@ -17,9 +17,7 @@ Wire facts this module relies on (see the shared folder's reference/provider-wir
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,6 +27,7 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
+from providers._http import sdk_http_client
 from providers.base import ProviderConfig
 from providers.errors import (
     ConfigError,
@@ -111,24 +110,6 @@ _AUDIO_FORMATS = {
 _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, httpx2.StreamError, ValueError, anyio.EndOfStream, OSError)
 
 
-@functools.cache
-def _shared_ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client: building one loads the CA bundle (~30 ms of CPU), which every
-    session opening an adapter would otherwise pay. Same settings as the SDK's own default."""
-    return httpx2.create_ssl_context()
-
-
-def _http_client(config: ProviderConfig) -> httpx2.AsyncClient:
-    """The SDK's HTTP client for ``options["http_transport"]``: ``"aiohttp"`` (default; the SDK's
-    ``DefaultAioHttpClient``, markedly less CPU per request) or ``"httpx"`` (the SDK's default transport)."""
-    transport = config.options.get("http_transport", "aiohttp")
-    if transport == "aiohttp":
-        return openai.DefaultAioHttpClient(verify=_shared_ssl_context())
-    if transport == "httpx":
-        return openai.DefaultAsyncHttpxClient(verify=_shared_ssl_context())
-    raise ConfigError(f"options.http_transport for {config.provider} must be 'aiohttp' or 'httpx', not {transport!r}")
-
-
 class OpenAIProvider:
     """Chat Completions through ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI`` for the ``azure`` preset).
 
@@ -171,7 +152,7 @@ class OpenAIProvider:
                 timeout=timeout,
                 max_retries=0,
                 default_headers=headers or None,
-                http_client=_http_client(config),
+                http_client=sdk_http_client(config, openai),
             )
         else:
             if not base_url:
@@ -187,7 +168,7 @@ class OpenAIProvider:
                 timeout=timeout,
                 max_retries=0,
                 default_headers=headers or None,
-                http_client=_http_client(config),
+                http_client=sdk_http_client(config, openai),
             )
 
     def __repr__(self) -> str:
