@@ -30,7 +30,7 @@ import anyio
 import httpx2
 
 from providers._http import sdk_http_client
-from providers.base import ProviderConfig
+from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
     BadRequest,
@@ -200,16 +200,7 @@ class AnthropicProvider:
 
     async def check(self) -> CheckResult:
         """Validate the key by listing models (costs no tokens)."""
-        try:
-            models = await self.list_models()
-        except ProviderError as exc:
-            return CheckResult(ok=False, provider=self.name, detail=str(exc))
-        return CheckResult(
-            ok=True,
-            provider=self.name,
-            detail=f"key accepted by {self.profile.display_name}; {len(models)} models visible",
-            models_visible=len(models),
-        )
+        return await check_by_listing_models(self)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -128,6 +128,22 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def check_by_listing_models(provider: Provider) -> CheckResult:
+    """``check()`` for providers whose model listing proves the key and endpoint work (no tokens spent)."""
+    from providers.errors import ProviderError
+
+    try:
+        models = await provider.list_models()
+    except ProviderError as exc:
+        return CheckResult(ok=False, provider=provider.name, detail=str(exc))
+    return CheckResult(
+        ok=True,
+        provider=provider.name,
+        detail=f"key accepted by {provider.config.profile.display_name}; {len(models)} models visible",
+        models_visible=len(models),
+    )
+
+
 _ADAPTERS: dict[str, str] = {
     "anthropic": "providers.anthropic:AnthropicProvider",
     "openai": "providers.openai:OpenAIProvider",

@@ -32,7 +32,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from providers.base import ProviderConfig
+from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
     BadRequest,
@@ -627,16 +627,8 @@ class GeminiProvider:
         ]
 
     async def check(self) -> CheckResult:
-        try:
-            models = await self.list_models()
-        except ProviderError as exc:
-            return CheckResult(ok=False, provider=self.name, detail=str(exc))
-        return CheckResult(
-            ok=True,
-            provider=self.name,
-            detail=f"key accepted; {len(models)} models visible",
-            models_visible=len(models),
-        )
+        """Validate the key by listing models (costs no tokens)."""
+        return await check_by_listing_models(self)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):

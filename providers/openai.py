@@ -28,7 +28,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from providers._http import sdk_http_client
-from providers.base import ProviderConfig
+from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     ConfigError,
     ContextTooLong,
@@ -240,16 +240,8 @@ class OpenAIProvider:
             raise await self._translate(exc, None, lookup_models=False) from None
 
     async def check(self) -> CheckResult:
-        try:
-            models = await self.list_models()
-        except ProviderError as exc:
-            return CheckResult(ok=False, provider=self.name, detail=str(exc))
-        return CheckResult(
-            ok=True,
-            provider=self.name,
-            detail=f"{self.profile.display_name} answered; {len(models)} models visible",
-            models_visible=len(models),
-        )
+        """Validate the key by listing models (costs no tokens)."""
+        return await check_by_listing_models(self)
 
     async def aclose(self) -> None:
         await self._client.close()
