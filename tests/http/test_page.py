@@ -180,6 +180,9 @@ def test_sign_in_add_key_chat_with_approval_and_usage(
         expect(page.locator("#usage-table tbody tr").first).to_contain_text("openai")
         expect(page.locator('#usage-chart svg rect[data-provider="openai"]')).to_have_count(1)
         expect(page.locator("#usage-calls")).to_have_text("2")
+        # The fake's model has no price: the cost is unknown, never shown as 0.
+        expect(page.locator("#usage-cost")).to_have_text("unknown")
+        expect(page.locator("#usage-table tbody tr").first).to_contain_text("unknown")
         page.screenshot(path=str(ARTIFACTS / "page-usage.png"), full_page=True)
 
         # a narrow screen: nothing scrolls sideways

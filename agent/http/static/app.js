@@ -383,6 +383,8 @@ async function loadUsage() {
 }
 
 function formatCost(row) {
+  // Unknown stays unknown: no call priced -> "unknown"; some priced -> a lower bound.
+  if (row.cost_unknown && row.cost_unknown >= row.calls) return "unknown";
   const value = Number(row.cost_usd).toFixed(6);
   return row.cost_unknown ? `≥ ${value} (${row.cost_unknown} unpriced)` : value;
 }
