@@ -11,9 +11,16 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 spec="."
 if [ -n "${EXTRAS:-}" ]; then spec=".[${EXTRAS}]"; fi
-.venv/bin/python -m pip install --quiet --editable "$spec" 2>&1 | grep -v -e "is ignored" -e "^\s*$" || true
+echo "installing routekit ($spec) into .venv ..." >&2
+# pip's output (and the build backend's warnings) is shown only when something fails.
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip && .venv/bin/python -m pip install --quiet --editable "$spec"; } >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2
+    echo "routekit: installing the Python packages failed (pip's output above)" >&2
+    exit 1
+fi
 .venv/bin/python -c 'import providers, agent' || { echo "routekit did not install; see the pip output above" >&2; exit 1; }
 echo "routekit is installed in $(pwd)/.venv (command: .venv/bin/routekit)" >&2
