@@ -172,6 +172,10 @@ _HUB_TOOLS: weakref.WeakKeyDictionary[McpHub, tuple[int, dict[str, _Tool], list[
 
 
 # The local user's id per open store: looked up (or created) by the first session, not by every one.
+# One circuit breaker per endpoint for the whole process unless a caller brings its own: a provider that keeps
+# failing should fail fast for every session (the HTTP service runs many), not only within one session.
+_PROCESS_BREAKERS = Breakers()
+
 _LOCAL_USER_IDS: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
 
 
@@ -357,7 +361,7 @@ class Session:
             if cid is not None:
                 self.config_ids[cfg.label or cid] = cid
             targets.append(FallbackTarget(adapter))
-        shared = breakers or Breakers()
+        shared = breakers or _PROCESS_BREAKERS
         self.model = ResilientModel(
             targets, retry, shared, on_attempt=self._on_attempt, on_event=self._on_resilience_event
         )

@@ -2,6 +2,7 @@
 
 Talks to the API only through the official ``openai`` SDK (``AsyncOpenAI``; ``AsyncAzureOpenAI`` for the
 ``azure`` preset). SDK retries are off: routekit's resilience layer retries, so each attempt is metered.
+Streams go through the SDK's ``post`` with the chunks left as decoded JSON (see ``_create_stream``).
 
 Wire facts this module relies on (see the shared folder's reference/provider-wire-formats.md §0-§1):
 
@@ -26,8 +27,10 @@ import anyio
 import httpx2
 import openai
 from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from providers._http import sdk_http_client
+from providers._wire import WireView
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     ConfigError,
@@ -198,10 +201,9 @@ class OpenAIProvider:
         model = self.config.resolve_model(request.model or None)
         toolset = self._toolset(request)
         params = self._params(request, model, toolset)
-        params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         try:
-            sdk_stream = await self._create(params)
+            sdk_stream = await self._create_stream(params)
         except Exception as exc:  # every SDK error is translated; none escapes the adapter
             raise await self._translate(exc, model) from None
         state = _StreamState(provider=self.name, model=model, toolset=toolset)
@@ -210,7 +212,7 @@ class OpenAIProvider:
         try:
             try:
                 async for chunk in sdk_stream:
-                    for event in state.feed(chunk):
+                    for event in state.feed(_Chunk(chunk)):
                         yield event
             except _STREAM_ERRORS as exc:
                 raise await self._translate(exc, model, partial=state.response(), mid_stream=True) from None
@@ -252,6 +254,30 @@ class OpenAIProvider:
         # The SDK's overloads want TypedDicts; the dicts built here follow them (checked by the fake server).
         create = cast(Any, self._client.chat.completions).create
         return await create(**params)
+
+    async def _create_stream(self, params: dict[str, Any]) -> Any:
+        """The streaming Chat Completions request, through the SDK's generic ``post`` with ``cast_to=object``.
+
+        Same endpoint, body, headers, auth and stream handling as ``chat.completions.create(stream=True)``
+        (which is this very ``post`` with ``AsyncStream[ChatCompletionChunk]``), minus two costs measured per
+        call: the SDK's recursive TypedDict transform of the body (every message and tool schema, key by key;
+        the dicts built here are already in wire form, so it would return them unchanged) and building a
+        pydantic ``ChatCompletionChunk`` for every chunk (its generic ``construct_type`` walks the type hints
+        of each nested field). The chunks arrive as the decoded JSON; :class:`_Chunk` gives the attribute view
+        that :class:`_StreamState` reads. Mid-stream ``{"error": ...}`` events still raise ``openai.APIError``
+        in the SDK's stream class.
+        """
+        body = dict(params)
+        body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
+        body["stream"] = True
+        return await self._client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
+        )
 
     def _toolset(self, request: ModelRequest) -> CompiledToolset:
         """Compile the request's tools, reusing the last result when the agent loop resends the same specs."""
@@ -537,6 +563,14 @@ def _image(part: ImagePart) -> dict[str, Any]:
     else:
         url = f"data:{part.media_type};base64,{base64.b64encode(part.data or b'').decode('ascii')}"
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+class _Chunk(WireView):
+    """A streamed chunk as decoded JSON; ``model_extra`` holds the fields ``ChoiceDelta`` does not declare
+    (where compatible servers put reasoning text, see :func:`_reasoning_text`)."""
+
+    __slots__ = ()
+    DECLARED = frozenset(ChoiceDelta.model_fields)
 
 
 def _reasoning_text(obj: Any) -> str | None:

@@ -151,3 +151,17 @@ async def test_budget_is_only_scanned_when_the_user_has_one(store: SQLStore) -> 
     assert status is not None
     assert status.remaining_usd is not None
     assert float(status.remaining_usd) == 1.5
+
+
+async def test_sessions_share_the_process_circuit_breakers(
+    fakes: dict[str, FakeProviderServer], store: SQLStore
+) -> None:
+    """A failing endpoint should fail fast for every session (the service runs many), not just within one."""
+    config = config_for("openai", fakes["openai"])
+    limits = Limits(check_budget=False)
+    first = await Session.open(provider=config, store=store, limits=limits)
+    second = await Session.open(provider=config, store=store, limits=limits)
+    async with first, second:
+        assert first.model.breakers is second.model.breakers
+        adapter = first.model.targets[0].provider
+        assert first.model.breakers.for_provider(adapter) is second.model.breakers.for_provider(adapter)
