@@ -130,7 +130,7 @@ PROFILES: dict[str, Profile] = {
             tool_call_ids=ANTHROPIC_ID,
             schema_target="anthropic",
             price_provider="anthropic",
-            suggested_model="claude-sonnet-4-5",
+            suggested_model="claude-sonnet-4-6",
         ),
         _openai_compatible(
             "openai",

@@ -257,7 +257,7 @@ async def test_approval_defaults(
 
 # --------------------------------------------------------------------------- limits
 
-PRICED = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o", "gemini": "gemini-2.5-flash", "ollama": "llama3.1"}
+PRICED = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4o", "gemini": "gemini-2.5-flash", "ollama": "llama3.1"}
 
 
 async def test_limit_max_turns(family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub) -> None:
