@@ -55,7 +55,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, TypeVar
@@ -512,19 +512,40 @@ class ResilientModel:
                 last.add_note(f"earlier attempt: {type(earlier).__name__}: {earlier}")
         return last
 
+    def _chain(
+        self, request: ModelRequest, errors: list[ProviderError]
+    ) -> Iterator[tuple[int, FallbackTarget, ModelRequest, CircuitBreaker, float]]:
+        """The targets in order, each with its request, breaker and per-attempt timeout; announces fallbacks
+        (with the error that caused them, the last one in ``errors``) as it moves along the chain."""
+        previous: ModelRequest | None = None
+        for index, target in enumerate(self.targets):
+            req = self._request_for(index, target, request)
+            self._announce_fallback(index, req, previous, errors[-1] if errors else None)
+            previous = req
+            yield (
+                index,
+                target,
+                req,
+                self.breakers.for_provider(target.provider),
+                self.policy.timeout_for(target.provider),
+            )
+
+    def _failed(
+        self, error: ProviderError, breaker: CircuitBreaker, clock: _Clock, attempt: int, errors: list[ProviderError]
+    ) -> float | None:
+        """Meter and record a failed attempt; the delay before retrying the same target, or None to move on."""
+        breaker.record(error)
+        self._report(clock.record("error", error))
+        errors.append(error)
+        return self._after_failure(error, clock, attempt)
+
     # ----------------------------------------------------------------- complete
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """The first successful response along the chain; raises the last error when every target failed."""
         errors: list[ProviderError] = []
-        previous: ModelRequest | None = None
         number = 0
-        for index, target in enumerate(self.targets):
-            req = self._request_for(index, target, request)
-            self._announce_fallback(index, req, previous, errors[-1] if errors else None)
-            previous = req
-            breaker = self.breakers.for_provider(target.provider)
-            timeout = self.policy.timeout_for(target.provider)
+        for index, target, req, breaker, timeout in self._chain(request, errors):
             attempt = 0
             while True:
                 attempt += 1
@@ -538,10 +559,7 @@ class ResilientModel:
                 try:
                     response = await self._complete_once(target.provider, req, timeout)
                 except ProviderError as error:
-                    breaker.record(error)
-                    self._report(clock.record("error", error))
-                    errors.append(error)
-                    delay = self._after_failure(error, clock, attempt)
+                    delay = self._failed(error, breaker, clock, attempt, errors)
                     if delay is None:
                         break
                     await anyio.sleep(delay)
@@ -576,14 +594,8 @@ class ResilientModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Stream from the first target that produces an event; see the module doc for the rules."""
         errors: list[ProviderError] = []
-        previous: ModelRequest | None = None
         number = 0
-        for index, target in enumerate(self.targets):
-            req = self._request_for(index, target, request)
-            self._announce_fallback(index, req, previous, errors[-1] if errors else None)
-            previous = req
-            breaker = self.breakers.for_provider(target.provider)
-            timeout = self.policy.timeout_for(target.provider)
+        for index, target, req, breaker, timeout in self._chain(request, errors):
             attempt = 0
             while True:
                 attempt += 1
@@ -599,10 +611,7 @@ class ResilientModel:
                     opening = await self._open_stream(events, clock, target.provider, req, timeout)
                 except ProviderError as error:
                     await _close(events)
-                    breaker.record(error)
-                    self._report(clock.record("error", error))
-                    errors.append(error)
-                    delay = self._after_failure(error, clock, attempt)
+                    delay = self._failed(error, breaker, clock, attempt, errors)
                     if delay is None:
                         break
                     await anyio.sleep(delay)
