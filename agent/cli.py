@@ -160,7 +160,10 @@ async def _run_once(config: Any, model: str, prompt: str, options: _RunOptions) 
     async with session:
         _report_failed_servers(session, console)
         try:
-            result = await session.run(prompt, on_event=None if as_json else _show_events(console))
+            if as_json:
+                result = await session.run(prompt)
+            else:
+                result = await session.run(prompt, on_event=_show_events(console), deltas=True)
         except ProviderError as exc:
             if not as_json:
                 click.echo()

@@ -142,6 +142,8 @@ class _Tool:
             self._validator = _compile_validator(schema)
         if self._validator is False:
             return None
+        if self._validator.is_valid(arguments):  # the usual case; ranking errors is for the rare other one
+            return None
         from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 
         error = best_match(self._validator.iter_errors(arguments))
@@ -573,12 +575,18 @@ class Session:
         max_tokens: int | None = None,
         limits: Limits | None = None,
         on_event: EventCallback | None = None,
+        deltas: bool = False,
     ) -> RunResult:
         """Run ``prompt`` to a final answer (or a limit). ``None`` continues the stored conversation
         (what :meth:`resume_run` does). Overrides apply to this call only. Provider errors are raised after
-        the partial state is saved; limits and :meth:`cancel` end with a result."""
+        the partial state is saved; limits and :meth:`cancel` end with a result.
+
+        ``on_event`` receives every event of the run. The model is called without streaming unless
+        ``deltas`` is true: each response's text then arrives as one :class:`TextChunk` (the cheapest way
+        to run). With ``deltas=True`` (what :meth:`stream` and ``routekit run`` use) the model streams and
+        text arrives as it is generated; a cancelled run then also keeps the partial answer."""
         async with self._lock:
-            return await self._execute(prompt, model, temperature, max_tokens, limits, on_event)
+            return await self._execute(prompt, model, temperature, max_tokens, limits, on_event, deltas)
 
     async def resume_run(self, **overrides: Any) -> RunResult:
         """Finish an interrupted run: settle unanswered tool calls, then let the model continue."""
@@ -619,6 +627,7 @@ class Session:
                         max_tokens=max_tokens,
                         limits=limits,
                         on_event=deliver,
+                        deltas=True,
                     )
                 except Exception as error:  # delivered to the consumer after the RunError event
                     failure.append(error)
@@ -643,6 +652,7 @@ class Session:
         max_tokens: int | None,
         limits: Limits | None,
         on_event: EventCallback | None,
+        deltas: bool,
     ) -> RunResult:
         lim = limits or self.limits
         tracker = LimitTracker(lim)
@@ -653,6 +663,7 @@ class Session:
             max_tokens=max_tokens if max_tokens is not None else self.max_tokens,
             tracker=tracker,
             emit=on_event,
+            deltas=deltas,
         )
         self._run = run
         self._cancel_requested = False

@@ -11,10 +11,14 @@ its own copy and keeps it connected for the whole benchmark, as a service would)
   ``ClientSession``; call model, call tool, call model; no persistence, no events, no metering.
 * raw+aiohttp: the same loop with the SDK's ``DefaultAioHttpClient`` (for reference: the transport alone).
 * routekit: ``Session.open`` (a shared store and hub, as the HTTP service has) → ``session.run(prompt,
-  on_event=...)`` → ``aclose``: persisted to SQLite in a temporary ``ROUTEKIT_HOME`` (durable commits: an fsync
-  each), metered, usage and budget checked, events delivered, streaming; default adapter options.
-* routekit-nosync: the same on a store opened with ``durable=False`` (WAL, synchronous=NORMAL: every step survives
-  the process dying, the last commits may not survive a power cut), to show what the fsyncs cost.
+  on_event=...)`` → ``aclose``: persisted to SQLite in a temporary ``ROUTEKIT_HOME`` (the default durability:
+  each step's commit fsynced, see ``agent.loop``), metered, usage and budget checked, every event delivered
+  (each response's text as one chunk: ``run`` calls the model without streaming, as the raw loop does);
+  default adapter options.
+* routekit-deltas: the same with ``deltas=True``: the model streams and text events arrive as generated
+  (what ``Session.stream``, ``routekit run`` and the HTTP service do).
+* routekit-nosync: ``routekit`` on a store opened with ``durable=False`` (WAL, synchronous=NORMAL: every step
+  survives the process dying, the last commits may not survive a power cut), to show what the fsyncs cost.
 
 Part 1 (zero latency): client CPU µs per run (``time.process_time`` of this process) and wall ms per run; the
 sides take turns run by run so noise from other processes lands on all alike; ratio = routekit / raw.
@@ -50,8 +54,8 @@ KEYS = {"anthropic": "sk-ant-bench", "openai": "sk-bench", "gemini": "AIza-bench
 MODEL = "fake-model-1"
 PROMPT = "Echo something, then tell me what came back."
 MCP_MODULE = "bench._mcp_server"
-SIDES = ("raw", "raw+aiohttp", "routekit", "routekit-nosync")
-LOAD_SIDES = ("raw", "raw+aiohttp", "routekit")
+SIDES = ("raw", "raw+aiohttp", "routekit", "routekit-deltas", "routekit-nosync")
+LOAD_SIDES = ("raw", "raw+aiohttp", "routekit", "routekit-deltas")
 
 Run = Callable[[], Awaitable[None]]
 
@@ -248,7 +252,9 @@ async def _raw_ollama(stack: contextlib.AsyncExitStack, origin: str, mcp: Any, t
 
 
 @contextlib.asynccontextmanager
-async def routekit_side(family: str, origin: str, options: dict[str, Any], durable: bool = True) -> AsyncIterator[Run]:
+async def routekit_side(
+    family: str, origin: str, options: dict[str, Any], durable: bool = True, deltas: bool = False
+) -> AsyncIterator[Run]:
     """One routekit run: open a session (shared store and hub), run the prompt with events, close it."""
     from agent import Session
     from mcp_bridge import McpHub, parse_config
@@ -279,7 +285,7 @@ async def routekit_side(family: str, origin: str, options: dict[str, Any], durab
                 async def run() -> None:
                     session = await Session.open(provider=provider, store=store, hub=hub)
                     async with session:
-                        result = await session.run(PROMPT, on_event=events.append)
+                        result = await session.run(PROMPT, on_event=events.append, deltas=deltas)
                     if result.stop_reason != "end_turn" or len(result.tool_calls) != 1:
                         raise RuntimeError(f"unexpected routekit run: {result.stop_reason} {result.tool_calls}")
                     events.clear()
@@ -305,6 +311,7 @@ async def measure(family: str, origin: str, runs: int, rounds: int, options: dic
             "raw": await stack.enter_async_context(raw_side(family, origin, aiohttp=False)),
             "raw+aiohttp": await stack.enter_async_context(raw_side(family, origin, aiohttp=True)),
             "routekit": await stack.enter_async_context(routekit_side(family, origin, options)),
+            "routekit-deltas": await stack.enter_async_context(routekit_side(family, origin, options, deltas=True)),
             "routekit-nosync": await stack.enter_async_context(routekit_side(family, origin, options, durable=False)),
         }
         for _ in range(max(10, runs // 10)):  # warm-up: imports, pools, caches, the servers' own paths
@@ -336,8 +343,10 @@ async def measure(family: str, origin: str, runs: int, rounds: int, options: dic
 async def load_worker(side: str, family: str, origin: str, sessions: int, options: dict[str, Any]) -> dict[str, Any]:
     """Runs in its own process: ``sessions`` runs at once; returns wall, CPU, peak RSS."""
     async with contextlib.AsyncExitStack() as stack:
-        if side == "routekit":
-            run = await stack.enter_async_context(routekit_side(family, origin, options))
+        if side.startswith("routekit"):
+            run = await stack.enter_async_context(
+                routekit_side(family, origin, options, deltas=side.endswith("deltas"))
+            )
         else:
             run = await stack.enter_async_context(raw_side(family, origin, aiohttp=side == "raw+aiohttp"))
         for _ in range(3):
@@ -359,10 +368,21 @@ async def load_worker(side: str, family: str, origin: str, sessions: int, option
     return {
         "wall": wall,
         "cpu": cpu,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "failures": len(failures),
         "first_failure": repr(failures[0])[:300] if failures else None,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size. ``/proc/self/status`` VmHWM is the peak of this program's own
+    memory; ``ru_maxrss`` is not usable here: Linux carries it over ``execve``, so a worker started by a
+    parent of 150 MB reports at least that much whatever it uses itself."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the best there is
 
 
 def run_load(side: str, family: str, origin: str, sessions: int, options: dict[str, Any]) -> dict[str, Any]:

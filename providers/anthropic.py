@@ -29,6 +29,7 @@ from typing import Any
 import anthropic
 import anyio
 import httpx2
+from anthropic._constants import MODEL_NONSTREAMING_TOKENS
 from anthropic.resources.messages.messages import DEPRECATED_MODELS, MODELS_TO_WARN_WITH_THINKING_ENABLED
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
@@ -149,18 +150,47 @@ class AnthropicProvider:
     async def complete(self, request: ModelRequest) -> ModelResponse:
         model = self.config.resolve_model(request.model or None)
         params, toolset = self._params(request, model)
+        if _needs_streaming(params["max_tokens"], model):
+            return await self._complete_by_streaming(request)
         try:
-            message = await self._client.messages.create(**params)
+            if self._typed_call_wanted(params, model):
+                message: Any = await self._client.messages.create(**params)
+                request_id = getattr(message, "_request_id", None)
+            else:
+                raw = await self._untraced_client.post(
+                    "/v1/messages", body=_wire_body(params, stream=False), cast_to=httpx2.Response
+                )
+                request_id = raw.headers.get("request-id")
+                message = _message_view(raw)
         except Exception as exc:
             raise await self._mapped(exc, model) from None
-        if not isinstance(message, anthropic.types.Message):
+        if message is None or getattr(message, "type", None) != "message":
             raise Unavailable(
                 "the endpoint answered with something that is not a Messages API response; check base_url",
                 provider=self.name,
                 model=model,
                 secrets=self._secrets,
             )
-        return self._response(message, model, toolset)
+        return self._response(message, model, toolset, request_id)
+
+    async def _complete_by_streaming(self, request: ModelRequest) -> ModelResponse:
+        """A long generation (see :func:`_needs_streaming`) read as a stream and returned whole."""
+        async for event in self.stream(request):
+            if isinstance(event, ResponseDone):
+                return event.response
+        raise AssertionError("stream() ends with ResponseDone or raises")  # pragma: no cover
+
+    def _typed_call_wanted(self, params: dict[str, Any], model: str) -> bool:
+        """Whether ``messages.create`` adds something over the generic ``post``: the SDK's OpenTelemetry spans
+        (when the application configured OpenTelemetry) and its warnings for deprecated models and for thinking
+        on the models it flags. Decided per call, so OpenTelemetry configured after the adapter was made is
+        honoured."""
+        thinking = params.get("thinking")
+        return (
+            model in DEPRECATED_MODELS
+            or (model in MODELS_TO_WARN_WITH_THINKING_ENABLED and thinking and thinking.get("type") == "enabled")
+            or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         model = self.config.resolve_model(request.model or None)
@@ -197,25 +227,17 @@ class AnthropicProvider:
         events arrive as decoded JSON (read through :class:`_Event`) instead of being built by the SDK's generic
         ``construct_type`` (measured: about 0.25 ms of CPU per call), and on a copy of the client without the
         SDK's OpenTelemetry spans, which build their attributes on every call (about 0.1 ms) even when nothing
-        records them.
-
-        ``messages.create`` itself is used when it adds something: when the application has configured
-        OpenTelemetry (the SDK's call spans), and for the models the SDK warns about (deprecated ones; thinking
-        on the models it flags), so that its warnings still appear. Decided per call, so OpenTelemetry configured
-        after the adapter was made is honoured.
+        records them. ``messages.create`` itself is used when it adds something (:meth:`_typed_call_wanted`).
+        :meth:`complete` reads the response body the same way.
         """
-        thinking = params.get("thinking")
-        if (
-            model in DEPRECATED_MODELS
-            or (model in MODELS_TO_WARN_WITH_THINKING_ENABLED and thinking and thinking.get("type") == "enabled")
-            or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-        ):
+        if self._typed_call_wanted(params, model):
             return await self._client.messages.create(**params, stream=True)
-        body = dict(params)
-        body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
-        body["stream"] = True
         return await self._untraced_client.post(
-            "/v1/messages", body=body, cast_to=object, stream=True, stream_cls=anthropic.AsyncStream[object]
+            "/v1/messages",
+            body=_wire_body(params, stream=True),
+            cast_to=object,
+            stream=True,
+            stream_cls=anthropic.AsyncStream[object],
         )
 
     async def list_models(self) -> list[ModelInfo]:
@@ -297,7 +319,8 @@ class AnthropicProvider:
 
     # ------------------------------------------------------------------ response
 
-    def _response(self, message: anthropic.types.Message, model: str, toolset: CompiledToolset) -> ModelResponse:
+    def _response(self, message: Any, model: str, toolset: CompiledToolset, request_id: str | None) -> ModelResponse:
+        """A Messages API response (the SDK's ``Message`` or its JSON through :class:`_Event`) as routekit's."""
         parts: list[Part] = []
         blocks: list[Any] = list(message.content)
         for block in blocks:
@@ -322,7 +345,7 @@ class AnthropicProvider:
             model=getattr(message, "model", None) or model,
             provider=self.name,
             response_id=getattr(message, "id", None),
-            request_id=getattr(message, "_request_id", None),
+            request_id=request_id,
         )
 
     # ------------------------------------------------------------------ errors
@@ -611,6 +634,32 @@ class _Block:
     signature: str = ""
     data: str = ""
     position: int = -1  # tool_use: the call's position in the assembler
+
+
+def _needs_streaming(max_tokens: int, model: str) -> bool:
+    """Whether a non-streaming request of this size would be refused by the SDK's own rule (an expected
+    generation time over 10 minutes at 128k tokens per hour, or over the model's non-streaming cap): such
+    requests are made as streams, which keep the connection busy instead of idle for that long."""
+    cap = MODEL_NONSTREAMING_TOKENS.get(model)
+    return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
+
+
+def _wire_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The request body ``messages.create`` would send for these parameters."""
+    body = dict(params)
+    body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _message_view(response: httpx2.Response) -> _Event | None:
+    """The JSON body of a non-streaming Messages response, or None when it is not a JSON object."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return None
+    return _Event(data) if isinstance(data, dict) else None
 
 
 class _Event(WireView):

@@ -21,12 +21,12 @@ import base64
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from providers._http import sdk_http_client
@@ -185,17 +185,17 @@ class OpenAIProvider:
         toolset = self._toolset(request)
         params = self._params(request, model, toolset)
         try:
-            completion = await self._create(params)
+            completion, request_id = await self._create(params)
         except Exception as exc:  # every SDK error is translated; none escapes the adapter
             raise await self._translate(exc, model) from None
-        if not isinstance(completion, ChatCompletion):
+        if completion is None:
             raise Unavailable(
                 "the endpoint answered with something that is not a chat completion; check base_url",
                 provider=self.name,
                 model=model,
                 secrets=self._secrets,
             )
-        return self._response(completion, model, toolset)
+        return self._response(completion, model, toolset, request_id)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         model = self.config.resolve_model(request.model or None)
@@ -250,10 +250,24 @@ class OpenAIProvider:
 
     # ------------------------------------------------------------------ request building
 
-    async def _create(self, params: dict[str, Any]) -> Any:
-        # The SDK's overloads want TypedDicts; the dicts built here follow them (checked by the fake server).
-        create = cast(Any, self._client.chat.completions).create
-        return await create(**params)
+    async def _create(self, params: dict[str, Any]) -> tuple[_Completion | None, str | None]:
+        """The Chat Completions request, read as JSON (see :meth:`_create_stream` for why not ``create``):
+        the completion (None when the body is not one: an endpoint that is not Chat Completions) and the
+        request id."""
+        response = await self._client.post(
+            "/chat/completions",
+            body=_wire_body(params, stream=False),
+            cast_to=httpx2.Response,
+            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
+        )
+        request_id = response.headers.get("x-request-id")
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            return None, request_id
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            return None, request_id
+        return _Completion(data), request_id
 
     async def _create_stream(self, params: dict[str, Any]) -> Any:
         """The streaming Chat Completions request, through the SDK's generic ``post`` with ``cast_to=object``.
@@ -267,12 +281,9 @@ class OpenAIProvider:
         that :class:`_StreamState` reads. Mid-stream ``{"error": ...}`` events still raise ``openai.APIError``
         in the SDK's stream class.
         """
-        body = dict(params)
-        body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
-        body["stream"] = True
         return await self._client.post(
             "/chat/completions",
-            body=body,
+            body=_wire_body(params, stream=True),
             cast_to=object,
             stream=True,
             stream_cls=openai.AsyncStream[object],
@@ -349,7 +360,7 @@ class OpenAIProvider:
 
     # ------------------------------------------------------------------ response mapping
 
-    def _response(self, completion: Any, model: str, toolset: CompiledToolset) -> ModelResponse:
+    def _response(self, completion: Any, model: str, toolset: CompiledToolset, request_id: str | None) -> ModelResponse:
         parts: list[Any] = []
         raw_finish: str | None = None
         refused = False
@@ -388,7 +399,7 @@ class OpenAIProvider:
             model=completion.model or model,
             provider=self.name,
             response_id=completion.id,
-            request_id=getattr(completion, "_request_id", None),
+            request_id=request_id,
         )
 
     # ------------------------------------------------------------------ errors
@@ -563,6 +574,23 @@ def _image(part: ImagePart) -> dict[str, Any]:
     else:
         url = f"data:{part.media_type};base64,{base64.b64encode(part.data or b'').decode('ascii')}"
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _wire_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The request body ``chat.completions.create`` would send for these parameters."""
+    body = dict(params)
+    body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
+    if stream:
+        body["stream"] = True
+    return body
+
+
+class _Completion(WireView):
+    """A chat completion as decoded JSON; ``model_extra`` (read on the message) holds the fields
+    ``ChatCompletionMessage`` does not declare (where compatible servers put reasoning text)."""
+
+    __slots__ = ()
+    DECLARED = frozenset(ChatCompletionMessage.model_fields)
 
 
 class _Chunk(WireView):

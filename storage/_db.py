@@ -46,8 +46,11 @@ class Database(Protocol):
         """The database for messages: never contains a password."""
         ...
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run ``fn`` in a write transaction; committed (durably) when this returns."""
+    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, sync: bool = True) -> T:
+        """Run ``fn`` in a write transaction; committed when this returns. ``sync=False``: committed and
+        visible, and safe if this process dies, but not waited onto stable storage (no fsync on SQLite,
+        ``synchronous_commit = off`` on PostgreSQL); a power cut or a database server crash before the next
+        synced commit can lose it. For records that the next synced commit will cover anyway."""
         ...
 
     async def insert(self, sql: str, params: Sequence[Any]) -> None:
@@ -63,11 +66,11 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-async def write_inline(db: Database, fn: Callable[[Conn], Awaitable[T]]) -> T:
-    """``db.write(fn)`` for a ``fn`` that awaits nothing but its Conn's methods (no other I/O, no sleeps,
-    no locks). A backend that can run such a function in one step (SQLite: one trip to its connection
+async def write_inline(db: Database, fn: Callable[[Conn], Awaitable[T]], *, sync: bool = True) -> T:
+    """``db.write(fn, sync=sync)`` for a ``fn`` that awaits nothing but its Conn's methods (no other I/O, no
+    sleeps, no locks). A backend that can run such a function in one step (SQLite: one trip to its connection
     thread for the whole transaction) offers ``write_inline``; the others run it as any write."""
     inline = getattr(db, "write_inline", None)
     if inline is not None:
-        return await inline(fn)  # type: ignore[no-any-return]
-    return await db.write(fn)
+        return await inline(fn, sync=sync)  # type: ignore[no-any-return]
+    return await db.write(fn, sync=sync)

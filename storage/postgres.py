@@ -126,8 +126,10 @@ class PostgresDatabase:
                 current = migration.version
             return current
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, sync: bool = True) -> T:
         async with self._require_pool().acquire() as raw, raw.transaction():
+            if not sync:  # this transaction only: commit without waiting for the WAL flush
+                await raw.execute("SET LOCAL synchronous_commit = off")
             return await fn(_PgConn(raw))
 
     async def insert(self, sql: str, params: Sequence[Any]) -> None:

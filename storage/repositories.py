@@ -766,13 +766,19 @@ class ToolCalls:
         starts = [ToolStart(call_id, name, arguments)]
         await write_inline(self._db, lambda c: insert_tool_starts(c, session_id, starts))
 
-    async def finish(self, session_id: str, call_id: str, result: ToolResultPart) -> None:
-        await self._end(session_id, call_id, "finished", result)
+    async def finish(self, session_id: str, call_id: str, result: ToolResultPart, *, sync: bool = True) -> None:
+        """Record the call finished with ``result``. ``sync=False`` (see ``Database.write``) suits a caller
+        whose next synced commit follows before anything depends on the record surviving a power cut; until
+        then a power cut leaves the call "started", which resume treats as possibly run (never repeated
+        unless the tool is read-only or idempotent)."""
+        await self._end(session_id, call_id, "finished", result, sync)
 
     async def interrupt(self, session_id: str, call_id: str, result: ToolResultPart | None = None) -> None:
-        await self._end(session_id, call_id, "interrupted", result)
+        await self._end(session_id, call_id, "interrupted", result, True)
 
-    async def _end(self, session_id: str, call_id: str, status: ToolCallStatus, result: ToolResultPart | None) -> None:
+    async def _end(
+        self, session_id: str, call_id: str, status: ToolCallStatus, result: ToolResultPart | None, sync: bool
+    ) -> None:
         changed = await write_inline(
             self._db,
             lambda c: c.rowcount(
@@ -785,6 +791,7 @@ class ToolCalls:
                 session_id,
                 call_id,
             ),
+            sync=sync,
         )
         if changed == 0:
             raise NotFound(f"no started tool call {call_id!r} in session {session_id!r}")

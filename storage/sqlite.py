@@ -1,8 +1,10 @@
 """SQLite backend (aiosqlite): WAL, durable commits, group commit, and no "database is locked" for callers.
 
-* One writer connection. Concurrent writes in this process are grouped into one transaction (each in
-  its own savepoint, so one failing write does not undo the others) and committed together: one fsync
-  for many writes, and every caller returns only after its write is durable (``synchronous=FULL``).
+* One writer connection. Concurrent writes in this process are grouped into one transaction and committed
+  together: one fsync for many writes, and every caller returns only after its write is durable
+  (``synchronous=FULL``). A write made with ``sync=False`` is committed without an fsync of its own
+  (``synchronous=NORMAL`` for that commit: it survives the process dying; the next synced commit makes it
+  durable too, since the WAL is written in order); a batch with any synced write is synced.
 * Writes start with ``BEGIN IMMEDIATE`` so the lock is taken up front; when another *process* holds it,
   the busy timeout waits and a retry loop with backoff waits longer. Callers see :class:`StorageBusy`
   (with advice) only after ``patience`` seconds, never SQLite's raw "database is locked".
@@ -119,6 +121,7 @@ class _Pending:
     fn: Callable[[Conn], Awaitable[Any]]
     bulk: tuple[str, tuple[Any, ...]] | None = None  # (sql, params) of a mergeable one-row insert
     inline: bool = False  # fn only awaits its Conn: it may run inside the writer thread (see write_inline)
+    sync: bool = True  # wait for stable storage (see Database.write)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
     error: BaseException | None = None
@@ -144,6 +147,7 @@ class SQLiteDatabase:
         self._reader_slots = anyio.Semaphore(readers)
         self._queue: list[_Pending] = []
         self._flushing = False
+        self._writer_sync = durable  # the writer connection's current synchronous level is FULL
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,17 +254,17 @@ class SQLiteDatabase:
             finally:
                 self._free.append(conn)
 
-    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        return await self._enqueue(_Pending(fn))  # type: ignore[no-any-return]
+    async def write(self, fn: Callable[[Conn], Awaitable[T]], *, sync: bool = True) -> T:
+        return await self._enqueue(_Pending(fn, sync=sync))  # type: ignore[no-any-return]
 
-    async def write_inline(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def write_inline(self, fn: Callable[[Conn], Awaitable[T]], *, sync: bool = True) -> T:
         """:meth:`write` for a function that awaits nothing but its Conn's methods (no other I/O, no sleeps).
 
         Such writes, grouped as usual, run as one call in the writer's thread (BEGIN, statements, COMMIT):
         the per-statement round trips between the event loop and aiosqlite's thread are most of a small
         transaction's CPU.
         """
-        return await self._enqueue(_Pending(fn, inline=True))  # type: ignore[no-any-return]
+        return await self._enqueue(_Pending(fn, inline=True, sync=sync))  # type: ignore[no-any-return]
 
     async def insert(self, sql: str, params: Sequence[Any]) -> None:
         """A durable one-row insert; concurrent inserts with the same SQL share one ``executemany``."""
@@ -279,7 +283,8 @@ class SQLiteDatabase:
                         await self._flush(batch)
             finally:
                 self._flushing = False
-        await item.done.wait()
+        if not item.done.is_set():  # (a leader's own write is done already: no extra trip through the loop)
+            await item.done.wait()
         if item.error is not None:
             raise item.error
         return item.result
@@ -313,11 +318,15 @@ class SQLiteDatabase:
         writer = self._writer
         if writer is None:
             raise DatabaseUnavailable(f"{self.description} is closed")
+        sync = self._durable and any(item.sync for item in batch)
         if all(item.inline for item in batch) and hasattr(writer, "_execute"):
             # aiosqlite's ``_execute`` runs a function in its connection thread (the one its public methods
             # use); a busy database rolls the whole attempt back, so it is retried as a whole.
-            await self._retry_busy(lambda: writer._execute(self._inline_transaction, writer, batch))  # type: ignore[no-untyped-call]
+            await self._retry_busy(lambda: writer._execute(self._inline_transaction, writer, batch, sync))  # type: ignore[no-untyped-call]
             return
+        if sync != self._writer_sync:
+            await writer.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
+            self._writer_sync = sync
         await self._begin_immediate()
         conn = _SQLiteConn(writer)
         try:
@@ -340,10 +349,12 @@ class SQLiteDatabase:
                 await writer.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _inline_transaction(writer: aiosqlite.Connection, batch: list[_Pending]) -> None:
+    def _inline_transaction(self, writer: aiosqlite.Connection, batch: list[_Pending], sync: bool) -> None:
         """The whole batch in the writer's thread: BEGIN IMMEDIATE, every write, COMMIT (or ROLLBACK)."""
         raw = writer._conn
+        if sync != self._writer_sync:  # the connection's level is only changed from its thread
+            raw.execute(f"PRAGMA synchronous = {'FULL' if sync else 'NORMAL'}")
+            self._writer_sync = sync
         raw.execute("BEGIN IMMEDIATE")
         try:
             conn = _InlineConn(raw)

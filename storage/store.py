@@ -81,10 +81,12 @@ class Store(Protocol):
         *,
         tool_starts: Sequence[ToolStart] = (),
         new_session: SessionRecord | None = None,
+        sync: bool = True,
     ) -> list[int]:
         """Append a step's messages and its usage rows in one transaction; in the same transaction, create
         the session first (``new_session``, from :func:`~storage.repositories.new_session_record`) and
-        record ``tool_starts`` as started (so a call's start is durable with the message that asked for it)."""
+        record ``tool_starts`` as started (so a call's start is durable with the message that asked for it).
+        ``sync=False``: see ``Database.write``."""
         ...
 
     async def schema_version(self) -> int: ...
@@ -122,6 +124,7 @@ class SQLStore:
         *,
         tool_starts: Sequence[ToolStart] = (),
         new_session: SessionRecord | None = None,
+        sync: bool = True,
     ) -> list[int]:
         prepared: list[tuple[UsageRow, tuple[object, ...]]] = [prepare(e) for e in usage]
 
@@ -135,7 +138,7 @@ class SQLStore:
                 await insert_tool_starts(c, session_id, tool_starts)
             return seqs
 
-        return await write_inline(self.db, write)
+        return await write_inline(self.db, write, sync=sync)
 
     async def schema_version(self) -> int:
         return int(

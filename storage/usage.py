@@ -281,9 +281,19 @@ def _month_range(month: str) -> tuple[str, str]:
     return f"{month}-01", f"{nxt}-01"
 
 
+# How long "this user has no budget" is trusted without reading it again. A budget set through this ledger
+# takes effect at once; one set by another process (another instance, the CLI) within this many seconds.
+NO_BUDGET_RECHECK_SECONDS = 5.0
+_NO_BUDGET_CACHE_SIZE = 10_000
+
+
 class UsageLedger:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # user id -> monotonic time until which the user is known to have no budget (the agent asks before
+        # every run; the answer almost never changes, and the read is a trip to the database).
+        self._unbudgeted: dict[str, float] = {}
+        self._budget_writes = 0  # a read that overlapped a budget write must not cache its answer
 
     async def record(self, entry: UsageEntry) -> UsageRow:
         """Record one attempt durably (returns after commit)."""
@@ -341,6 +351,8 @@ class UsageLedger:
         self, user_id: str, *, monthly_usd: Decimal | float | str | None, monthly_tokens: int | None
     ) -> None:
         nano = None if monthly_usd is None else _to_nano(Decimal(str(monthly_usd)))
+        self._budget_writes += 1
+        self._unbudgeted.pop(user_id, None)
         await self._db.write(
             lambda c: c.execute(
                 "INSERT INTO budgets (user_id, monthly_nanousd, monthly_tokens, updated_at) VALUES (?, ?, ?, ?) "
@@ -352,6 +364,7 @@ class UsageLedger:
                 time.time(),
             )
         )
+        self._budget_writes += 1
 
     async def check_budget(self, user_id: str, *, month: str | None = None) -> BudgetStatus:
         """This month's spend against the user's budget (UTC month). ``exceeded`` tells the agent to stop."""
@@ -361,8 +374,20 @@ class UsageLedger:
 
     async def active_budget(self, user_id: str, *, month: str | None = None) -> BudgetStatus | None:
         """Like :meth:`check_budget`, but None (and no scan of the month's usage rows) when the user has no
-        budget: what the agent checks before every run."""
-        return await self._budget(user_id, month, spend_without_budget=False)
+        budget: what the agent checks before every run. "No budget" is remembered for
+        :data:`NO_BUDGET_RECHECK_SECONDS` (a budget set through this ledger is seen at once)."""
+        if month is not None:
+            return await self._budget(user_id, month, spend_without_budget=False)
+        now = time.monotonic()
+        if self._unbudgeted.get(user_id, 0.0) > now:
+            return None
+        writes = self._budget_writes
+        status = await self._budget(user_id, None, spend_without_budget=False)
+        if status is None and writes == self._budget_writes:
+            if len(self._unbudgeted) >= _NO_BUDGET_CACHE_SIZE:
+                self._unbudgeted.clear()
+            self._unbudgeted[user_id] = now + NO_BUDGET_RECHECK_SECONDS
+        return status
 
     async def _budget(self, user_id: str, month: str | None, *, spend_without_budget: bool) -> BudgetStatus | None:
         month = month or dt.datetime.now(dt.UTC).strftime("%Y-%m")

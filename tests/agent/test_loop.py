@@ -22,7 +22,7 @@ from agent import (
 )
 from mcp_bridge import McpHub
 from providers.types import Message, TextPart, ToolResultPart
-from storage import SQLStore
+from storage import SQLStore, open_store
 from tests.fakes.base import FakeProviderServer, FakeToolCall, FakeTurn, Fault
 
 from .conftest import open_session, read_log, tool_turn, wire_name
@@ -392,3 +392,59 @@ async def test_caller_cancellation_saves_partial_state(
         [record] = await store.tool_calls.list(session.session_id)
     assert roles == ["user", "assistant", "tool"]
     assert record.status == "interrupted"
+
+
+# --------------------------------------------------------------------------- deltas
+
+
+async def test_plain_runs_call_the_model_once_per_step_and_deltas_stream_it(
+    family: str, fake: FakeProviderServer, store: SQLStore, hub: McpHub
+) -> None:
+    answer = "An answer long enough to arrive in several pieces."
+    fake.turns.extend([FakeTurn(text=answer), FakeTurn(text=answer)])
+    plain: list[Any] = []
+    streamed: list[Any] = []
+    async with await open_session(family, fake, store, hub) as session:
+        first = await session.run("once", on_event=plain.append)
+        second = await session.run("again", on_event=streamed.append, deltas=True)
+    assert first.text == second.text == answer
+    # Without deltas: one non-streaming call, its text as one chunk.
+    assert [e.text for e in plain if isinstance(e, TextChunk)] == [answer]
+    # With deltas: the text as the model streamed it, in more than one piece.
+    pieces = [e.text for e in streamed if isinstance(e, TextChunk)]
+    assert "".join(pieces) == answer
+    assert len(pieces) > 1
+    rows = await store.usage.rows(session_id=session.session_id)
+    assert [bool(r["streamed"]) for r in rows] == [False, True]
+    assert rows[0]["ttft_ms"] is None
+    assert rows[1]["ttft_ms"] is not None
+
+
+async def test_a_tool_step_syncs_the_model_responses_only(
+    family: str, fake: FakeProviderServer, hub: McpHub, tmp_path: Path
+) -> None:
+    """Every step is committed before the loop goes on; the fsyncs are saved for the model responses (the
+    prompt and the tool's end are covered by the next one, see agent.loop). Read off the SQLite writer's
+    own statements: the synchronous level in force at each COMMIT."""
+    store = await open_store(f"sqlite:///{tmp_path / 'durable.db'}", key_dir=tmp_path)  # durable (the default)
+    statements: list[str] = []
+    writer = store.db._writer  # type: ignore[attr-defined]
+    await writer._execute(writer._conn.set_trace_callback, statements.append)  # in the writer's thread
+    try:
+        fake.turns.extend([tool_turn(family, ("t.add", {"a": 1, "b": 2})), FakeTurn(text="3")])
+        async with await open_session(family, fake, store, hub) as session:
+            result = await session.run("add")
+    finally:
+        await writer._execute(writer._conn.set_trace_callback, None)
+        await store.close()
+    assert result.text == "3"
+    level, synced_commits, in_session = "FULL", [], False
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous"):
+            level = statement.rsplit("=", 1)[1].strip()
+        elif statement.startswith("INSERT INTO sessions"):
+            in_session = True  # (Session.open committed the local user before)
+        elif statement == "COMMIT" and in_session:
+            synced_commits.append(level == "FULL")
+    # prompt, the step with the call's start, the call's end, the answer
+    assert synced_commits == [False, True, False, True]

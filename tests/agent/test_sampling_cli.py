@@ -50,7 +50,8 @@ async def test_sampling_goes_to_the_session_provider_and_is_metered(
         limits=Limits(check_budget=False),
     )
     async with session:
-        result = await session.run("ask the server to sample")
+        # Streamed run calls (deltas) so the run's own rows are told apart from the sampling call's.
+        result = await session.run("ask the server to sample", deltas=True)
         tool_result = session.history[2].tool_results[0]
     assert result.text == "The server's model said four."
     assert not tool_result.is_error

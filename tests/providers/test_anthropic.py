@@ -850,3 +850,89 @@ def _body(**overrides: Any) -> dict[str, Any]:
 def test_fake_validation_rules(body: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InvalidRequest, match=fragment.replace(".", r"\.").replace("`", ".")):
         validate_request(body)
+
+
+# ---------------------------------------------------------------------------- the JSON path and the typed path
+
+# A model the SDK warns about: messages.create (the typed path) is used for it, so that the warning appears.
+TYPED_MODEL = "claude-instant-1.2"
+# Headers that differ between any two requests of one client (per-request ids and counters).
+_PER_REQUEST_HEADERS = {"x-stainless-retry-count", "x-stainless-read-timeout", "idempotency-key", "content-length"}
+
+
+def _comparable(request: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    body = dict(request.json)
+    body.pop("model")
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _PER_REQUEST_HEADERS}
+    return body, headers
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_path_sends_what_messages_create_sends(
+    server: FakeAnthropicServer, provider: Provider, streaming: bool
+) -> None:
+    """complete() and stream() read the body as JSON through the SDK's generic post; the request must be the
+    one messages.create builds (compared with the typed path, which the SDK's deprecation list selects)."""
+    server.models.append(TYPED_MODEL)
+    server.turns.extend(
+        [FakeTurn(tool_calls=[FakeToolCall("weather.get_forecast", {"city": "Oslo"})]) for _ in range(2)]
+    )
+    responses: list[ModelResponse] = []
+    for model in ("fake-model-1", TYPED_MODEL):
+        request = ModelRequest(
+            model=model,
+            messages=[Message.user("hi")],
+            tools=[WEATHER],
+            system="S",
+            temperature=0.5,
+            metadata={"user_id": "u"},
+        )
+        with pytest.warns(DeprecationWarning, match="deprecated") if model == TYPED_MODEL else _no_warning():
+            if streaming:
+                [done] = [e for e in await collect(provider, request) if isinstance(e, ResponseDone)]
+                responses.append(done.response)
+            else:
+                responses.append(await provider.complete(request))
+    json_path, typed_path = server.requests[-2:]
+    assert _comparable(json_path) == _comparable(typed_path)
+    assert (json_path.json.get("stream") is True) is streaming
+    # And both paths read the response alike.
+    first, second = (r.model_copy(update={"model": "", "response_id": None, "request_id": None}) for r in responses)
+    assert first.message.tool_calls[0].arguments == second.message.tool_calls[0].arguments == {"city": "Oslo"}
+    assert first.usage == second.usage
+    assert first.stop_reason == second.stop_reason == "tool_use"
+    assert responses[0].request_id is not None
+    assert responses[0].request_id.startswith("req_fake_")
+
+
+class _no_warning:
+    def __enter__(self) -> None:
+        import warnings
+
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
+        warnings.simplefilter("error", DeprecationWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._catcher.__exit__(*exc)
+
+
+@pytest.mark.anyio
+async def test_long_generations_are_made_as_streams(server: FakeAnthropicServer, provider: Provider) -> None:
+    """A non-streaming request the SDK would refuse as too long (over 10 minutes at its rate) is streamed."""
+    server.turns.extend([FakeTurn(text="short"), FakeTurn(text="long")])
+    short = await provider.complete(ask(max_tokens=4_000))
+    long = await provider.complete(ask(max_tokens=64_000))
+    assert (short.text, long.text) == ("short", "long")
+    assert "stream" not in server.requests[-2].json
+    assert server.requests[-1].json["stream"] is True
+    assert server.requests[-1].json["max_tokens"] == 64_000
+
+
+@pytest.mark.anyio
+async def test_complete_on_a_body_that_is_not_a_message(server: FakeAnthropicServer, provider: Provider) -> None:
+    server.faults.append(Fault(non_json=True))
+    with pytest.raises(Unavailable, match="check base_url") as caught:
+        await provider.complete(ask())
+    assert_no_secret(caught.value)

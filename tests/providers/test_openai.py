@@ -28,6 +28,7 @@ from providers.errors import (
     Timeout,
     Unavailable,
 )
+from providers.openai import OpenAIProvider
 from providers.types import (
     ForceTool,
     ImagePart,
@@ -984,3 +985,40 @@ async def test_fake_accepts_a_valid_strict_tool_round_trip(raw_client: openai.As
         tools=[strict],  # type: ignore[list-item]
     )
     assert completion.choices[0].message.content == "The answer is 42."
+
+
+# ---------------------------------------------------------------------------- the JSON path
+
+_PER_REQUEST_HEADERS = {"x-stainless-retry-count", "x-stainless-read-timeout", "idempotency-key", "content-length"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_json_path_sends_what_create_sends(server: FakeOpenAIServer, provider: Provider, streaming: bool) -> None:
+    """complete() and stream() post the body and read JSON; the request must be the one
+    ``chat.completions.create`` builds from the same parameters, and both must read alike."""
+    assert isinstance(provider, OpenAIProvider)
+    server.turns.extend([FakeTurn(tool_calls=[FakeToolCall("weather", {"city": "Oslo"})]) for _ in range(2)])
+    request = ask(tools=[WEATHER], system="S", temperature=0.5, max_tokens=99)
+    if streaming:
+        [done] = [e async for e in provider.stream(request) if isinstance(e, ResponseDone)]
+        ours = done.response
+    else:
+        ours = await provider.complete(request)
+    toolset = provider._toolset(request)
+    params = provider._params(request, "fake-model-1", toolset)
+    if streaming:
+        params["stream_options"] = {"include_usage": True}
+    sdk = provider._client.chat.completions
+    reply = await sdk.create(**params, stream=True) if streaming else await sdk.create(**params)
+    if streaming:
+        async for _ in reply:
+            pass
+    json_path, typed_path = server.requests[-2:]
+    headers = [
+        {k: v for k, v in r.headers.items() if k.lower() not in _PER_REQUEST_HEADERS} for r in (json_path, typed_path)
+    ]
+    assert json_path.json == typed_path.json
+    assert headers[0] == headers[1]
+    assert ours.tool_calls[0].arguments == {"city": "Oslo"}
+    assert ours.request_id is not None
