@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import storage.usage
@@ -97,3 +99,73 @@ async def test_no_budget_is_remembered_briefly_and_a_budget_set_here_counts_at_o
         assert status.limit_usd == 1
     finally:
         await other.close()
+
+
+# ---------------------------------------------------------------------------- SQLite: unsynced commits on the loop
+
+
+async def _waiting_settings(c: Conn) -> tuple[int, int]:
+    return int(await c.fetchval("PRAGMA busy_timeout")), int(await c.fetchval("PRAGMA wal_autocheckpoint"))
+
+
+async def test_unsynced_sqlite_commits_never_wait_on_the_event_loop(tmp_path: Path, keyring: Keyring) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'loop.db'}", keyring=keyring)
+    try:
+        # Unsynced inline commits run on the loop's thread: no busy waiting, no checkpoint there...
+        assert await write_inline(store.db, _waiting_settings, sync=False) == (0, 0)
+        # ...and the writer is set back for the commits made in its own thread.
+        busy, checkpoint = await write_inline(store.db, _waiting_settings)
+        assert busy > 0
+        assert checkpoint > 0
+        assert await store.db.write(_waiting_settings, sync=False) == (busy, checkpoint)  # not inline: thread
+    finally:
+        await store.close()
+
+
+async def test_an_unsynced_write_waits_for_another_connections_lock_in_the_writer_thread(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    path = tmp_path / "locked.db"
+    store = await open_store(f"sqlite:///{path}", keyring=keyring)
+    user = await store.users.create("locked")
+    record = new_session_record(user.id)
+    await store.record_step(record.id, [Message.user("first")], [], new_session=record)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another writer (as another process would) holds the lock
+    ticks = 0
+
+    async def write() -> None:
+        await store.record_step(record.id, [Message.user("second")], [], sync=False)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write)
+            while ticks < 5:  # the event loop keeps running while the write waits
+                await anyio.sleep(0.01)
+                ticks += 1
+            holder.execute("COMMIT")
+        stored = await store.messages.list(record.id)
+    finally:
+        holder.close()
+        await store.close()
+    assert [m.message.text for m in stored] == ["first", "second"]
+
+
+async def test_the_write_ahead_log_is_checkpointed_when_no_commit_is_synced(tmp_path: Path, keyring: Keyring) -> None:
+    """Unsynced commits skip SQLite's automatic checkpoint on the loop thread; every 64th goes through the
+    writer thread, where it runs, so the log does not grow without bound."""
+    path = tmp_path / "wal.db"
+    store = await open_store(f"sqlite:///{path}", keyring=keyring, durable=False)  # every commit unsynced
+    blob = b"x" * 64 * 1024  # 16 pages per commit
+
+    async def insert(c: Conn) -> None:
+        await c.execute("CREATE TABLE IF NOT EXISTS bulk (data BLOB)")
+        await c.execute("INSERT INTO bulk (data) VALUES (?)", blob)
+
+    try:
+        for _ in range(400):  # 6,400 pages: 25 MB of log without checkpoints
+            await write_inline(store.db, insert, sync=False)
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    finally:
+        await store.close()
+    assert wal < 10 * 1024 * 1024, f"the WAL grew to {wal / 2**20:.1f} MB"
