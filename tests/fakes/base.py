@@ -120,6 +120,8 @@ class FakeProviderServer:
         self._thread: threading.Thread | None = None
         self.port = 0
         self.lock = threading.Lock()
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once since the last reset of this counter
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -255,6 +257,16 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_request()
         with fake.lock:
             fake.requests.append(request)
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            self._answer(request)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
+
+    def _answer(self, request: RecordedRequest) -> None:
+        fake = self.fake
         fault = fake.next_fault(request)
         extra_headers: dict[str, str] = {}
         if fault is not None and fault.status is not None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -811,3 +812,37 @@ def test_config_for_points_at_the_fake(server: FakeOllamaServer) -> None:
     config = config_for("ollama", server)
     assert config.base_url == server.origin
     assert config.api_key is None
+
+
+# ---------------------------------------------------------------------------- requests in flight
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_max_connections_caps_requests_in_flight(make_provider: Callable[..., Provider], streaming: bool) -> None:
+    server = start_fake("ollama")  # its own: stalled handlers of earlier tests must not count as in flight
+    built = make_provider("ollama", server, options={"max_connections": 2})
+    server.turns.extend(FakeTurn(text=f"answer {i}") for i in range(6))
+    server.latency = 0.2  # each answer takes a while, so the six calls overlap
+    texts: list[str] = []
+
+    async def one() -> None:
+        if streaming:
+            [done] = [e async for e in built.stream(ask()) if isinstance(e, ResponseDone)]
+            texts.append(done.response.text)
+        else:
+            texts.append((await built.complete(ask())).text)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(one)
+    finally:
+        await built.aclose()
+        server.stop()
+    assert sorted(texts) == [f"answer {i}" for i in range(6)]
+    assert server.max_in_flight == 2
+
+
+def test_max_connections_must_be_positive(server: FakeOllamaServer) -> None:
+    with pytest.raises(ConfigError, match="max_connections"):
+        create_provider(config_for("ollama", server, options={"max_connections": 0}))
