@@ -1,7 +1,9 @@
-"""An attribute view over a streamed event's decoded JSON, standing in for an SDK's event models.
+"""Reading and writing the Anthropic and OpenAI wires as plain JSON, through the SDKs' generic ``post``.
 
-The Anthropic and OpenAI adapters read stream events through the SDKs' generic ``post`` with the events
-left as decoded JSON (building the SDKs' typed event objects costs more CPU than the rest of the adapter).
+:class:`WireView` is an attribute view over decoded JSON, standing in for an SDK's response and event models.
+
+The Anthropic and OpenAI adapters read responses and stream events through the SDKs' generic ``post`` with
+them left as decoded JSON (building the SDKs' typed objects costs more CPU than the rest of the adapter).
 This view reads like a model built by the SDKs' ``construct``: a missing or null field is ``None`` and
 nested objects and lists are viewed the same way. Subclasses name the fields kept as plain JSON
 (``RAW_FIELDS``) and the fields a model declares (``DECLARED``), so ``model_extra`` holds the rest as in
@@ -35,3 +37,13 @@ class WireView:
         if isinstance(value, list):
             return [self._view(item) for item in value]
         return value
+
+
+def request_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The body the SDK's typed ``create`` would send for these keyword parameters: ``extra_body`` merged
+    last (as the SDKs merge it) and ``stream`` set for a streaming request."""
+    body = dict(params)
+    body.update(body.pop("extra_body", None) or {})
+    if stream:
+        body["stream"] = True
+    return body

@@ -34,7 +34,7 @@ from anthropic.resources.messages.messages import DEPRECATED_MODELS, MODELS_TO_W
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
 from providers._http import sdk_http_client
-from providers._wire import WireView
+from providers._wire import WireView, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
@@ -158,7 +158,7 @@ class AnthropicProvider:
                 request_id = getattr(message, "_request_id", None)
             else:
                 raw = await self._untraced_client.post(
-                    "/v1/messages", body=_wire_body(params, stream=False), cast_to=httpx2.Response
+                    "/v1/messages", body=request_body(params, stream=False), cast_to=httpx2.Response
                 )
                 request_id = raw.headers.get("request-id")
                 message = _message_view(raw)
@@ -234,7 +234,7 @@ class AnthropicProvider:
             return await self._client.messages.create(**params, stream=True)
         return await self._untraced_client.post(
             "/v1/messages",
-            body=_wire_body(params, stream=True),
+            body=request_body(params, stream=True),
             cast_to=object,
             stream=True,
             stream_cls=anthropic.AsyncStream[object],
@@ -642,15 +642,6 @@ def _needs_streaming(max_tokens: int, model: str) -> bool:
     requests are made as streams, which keep the connection busy instead of idle for that long."""
     cap = MODEL_NONSTREAMING_TOKENS.get(model)
     return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
-
-
-def _wire_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-    """The request body ``messages.create`` would send for these parameters."""
-    body = dict(params)
-    body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
-    if stream:
-        body["stream"] = True
-    return body
 
 
 def _message_view(response: httpx2.Response) -> _Event | None:

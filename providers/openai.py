@@ -30,7 +30,7 @@ from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from providers._http import sdk_http_client
-from providers._wire import WireView
+from providers._wire import WireView, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     ConfigError,
@@ -256,7 +256,7 @@ class OpenAIProvider:
         request id."""
         response = await self._client.post(
             "/chat/completions",
-            body=_wire_body(params, stream=False),
+            body=request_body(params, stream=False),
             cast_to=httpx2.Response,
             options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
         )
@@ -283,7 +283,7 @@ class OpenAIProvider:
         """
         return await self._client.post(
             "/chat/completions",
-            body=_wire_body(params, stream=True),
+            body=request_body(params, stream=True),
             cast_to=object,
             stream=True,
             stream_cls=openai.AsyncStream[object],
@@ -574,15 +574,6 @@ def _image(part: ImagePart) -> dict[str, Any]:
     else:
         url = f"data:{part.media_type};base64,{base64.b64encode(part.data or b'').decode('ascii')}"
     return {"type": "image_url", "image_url": {"url": url}}
-
-
-def _wire_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-    """The request body ``chat.completions.create`` would send for these parameters."""
-    body = dict(params)
-    body.update(body.pop("extra_body", None) or {})  # merged last, as the SDK merges extra_body
-    if stream:
-        body["stream"] = True
-    return body
 
 
 class _Completion(WireView):
