@@ -12,6 +12,7 @@ pydantic.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 
@@ -47,3 +48,12 @@ def request_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     if stream:
         body["stream"] = True
     return body
+
+
+def json_object(content: bytes) -> dict[str, Any] | None:
+    """A response body decoded as a JSON object, or None when it is not one (an endpoint that is not the API)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -34,7 +34,7 @@ from anthropic.resources.messages.messages import DEPRECATED_MODELS, MODELS_TO_W
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
 from providers._http import sdk_http_client
-from providers._wire import WireView, request_body
+from providers._wire import WireView, json_object, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
@@ -161,7 +161,8 @@ class AnthropicProvider:
                     "/v1/messages", body=request_body(params, stream=False), cast_to=httpx2.Response
                 )
                 request_id = raw.headers.get("request-id")
-                message = _message_view(raw)
+                data = json_object(raw.content)
+                message = None if data is None else _Event(data)
         except Exception as exc:
             raise await self._mapped(exc, model) from None
         if message is None or getattr(message, "type", None) != "message":
@@ -642,15 +643,6 @@ def _needs_streaming(max_tokens: int, model: str) -> bool:
     requests are made as streams, which keep the connection busy instead of idle for that long."""
     cap = MODEL_NONSTREAMING_TOKENS.get(model)
     return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
-
-
-def _message_view(response: httpx2.Response) -> _Event | None:
-    """The JSON body of a non-streaming Messages response, or None when it is not a JSON object."""
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        return None
-    return _Event(data) if isinstance(data, dict) else None
 
 
 class _Event(WireView):

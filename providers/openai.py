@@ -30,7 +30,7 @@ from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
 from providers._http import sdk_http_client
-from providers._wire import WireView, request_body
+from providers._wire import WireView, json_object, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     ConfigError,
@@ -261,11 +261,8 @@ class OpenAIProvider:
             options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
         )
         request_id = response.headers.get("x-request-id")
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            return None, request_id
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        data = json_object(response.content)
+        if data is None or not isinstance(data.get("choices"), list):
             return None, request_id
         return _Completion(data), request_id
 
