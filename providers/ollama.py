@@ -113,9 +113,7 @@ class OllamaProvider:
         # slot in routekit's limiter rather than in httpx's pool, whose queue is rescanned in full whenever a
         # connection frees up (measured: 500 runs in flight cost 3x the CPU of 100). A local Ollama serves
         # a few requests at a time anyway (OLLAMA_NUM_PARALLEL); the rest wait at either end.
-        self._max_in_flight = int(config.options.get("max_connections", _DEFAULT_MAX_CONNECTIONS))
-        if self._max_in_flight < 1:
-            raise ConfigError(f"options.max_connections must be at least 1, not {self._max_in_flight}")
+        self._max_in_flight = _max_connections(config.options.get("max_connections", _DEFAULT_MAX_CONNECTIONS))
         self._slots: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
         self._client = AsyncClient(
             host=self._host or None,
@@ -525,6 +523,17 @@ def _stop_reason(done_reason: str | None, has_calls: bool) -> StopReason:
     if done_reason in (None, "stop"):
         return "tool_use" if has_calls else "end_turn"
     return "other"  # "load" / "unload" come only from empty requests
+
+
+def _max_connections(value: Any) -> int:
+    """``options.max_connections`` as a positive int (a whole number given as text is accepted)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number < 1 or str(number) != str(value).strip():
+        raise ConfigError(f"options.max_connections must be a whole number of at least 1, not {value!r}")
+    return number
 
 
 def _is_hosted(host: str) -> bool:

@@ -27,6 +27,7 @@ from providers.errors import (
     Timeout,
     Unavailable,
 )
+from providers.ollama import OllamaProvider
 from providers.profiles import get_profile
 from providers.schema import CompiledTool, compile_tools
 from providers.types import (
@@ -843,6 +844,13 @@ async def test_max_connections_caps_requests_in_flight(make_provider: Callable[.
     assert server.max_in_flight == 2
 
 
-def test_max_connections_must_be_positive(server: FakeOllamaServer) -> None:
-    with pytest.raises(ConfigError, match="max_connections"):
-        create_provider(config_for("ollama", server, options={"max_connections": 0}))
+@pytest.mark.parametrize("value", [0, -3, "lots", 2.5, None, True])
+def test_max_connections_must_be_a_positive_whole_number(server: FakeOllamaServer, value: Any) -> None:
+    with pytest.raises(ConfigError, match="max_connections must be a whole number of at least 1"):
+        create_provider(config_for("ollama", server, options={"max_connections": value}))
+
+
+def test_max_connections_may_be_given_as_text(server: FakeOllamaServer) -> None:
+    provider = create_provider(config_for("ollama", server, options={"max_connections": "8"}))
+    assert isinstance(provider, OllamaProvider)
+    assert provider._max_in_flight == 8
