@@ -10,7 +10,9 @@
   0.3-0.4 ms of CPU per commit inside an agent run). They never wait there: the writer's busy timeout is 0
   and its automatic checkpoint off while they run; a database locked by another process sends the write to
   the thread, which waits; and every 64th such commit goes through the thread too, so the write-ahead log
-  is checkpointed there even when nothing is synced.
+  is checkpointed there even when nothing is synced. Synced commits run there too when nothing else in the
+  loop is ready to run (one run at a time, a CLI): the fsync then blocks nobody. Otherwise they go to the
+  writer thread, where concurrent writes share one fsync.
 * Writes start with ``BEGIN IMMEDIATE`` so the lock is taken up front; when another *process* holds it,
   the busy timeout waits and a retry loop with backoff waits longer. Callers see :class:`StorageBusy`
   (with advice) only after ``patience`` seconds, never SQLite's raw "database is locked".
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import time
@@ -41,6 +44,23 @@ _BUSY_MARKERS = ("database is locked", "database is busy", "database table is lo
 # (where SQLite's automatic checkpoint is on).
 _LOOP_COMMITS_PER_THREAD_COMMIT = 64
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+
+
+def _loop_is_idle() -> bool:
+    """True when nothing else in this asyncio event loop is ready to run (the caller's task aside).
+
+    A synced commit made then on the loop's thread blocks nobody for its fsync and saves the trip to the
+    writer thread and back. When other work is ready (other sessions, I/O callbacks), synced commits go to the
+    writer thread as before, so the loop keeps serving and concurrent writes share one fsync (group commit).
+    Reads asyncio's ready queue, an implementation detail of CPython's event loops; loops without it (uvloop,
+    trio) always use the writer thread.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    ready = getattr(loop, "_ready", None)
+    return ready is not None and not ready
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -336,7 +356,7 @@ class SQLiteDatabase:
             raise DatabaseUnavailable(f"{self.description} is closed")
         sync = self._durable and any(item.sync for item in batch)
         if all(item.inline for item in batch) and hasattr(writer, "_execute"):
-            if not sync and self._loop_commits < _LOOP_COMMITS_PER_THREAD_COMMIT:
+            if (not sync or _loop_is_idle()) and self._loop_commits < _LOOP_COMMITS_PER_THREAD_COMMIT:
                 try:
                     self._inline_transaction(writer, batch, sync, on_loop=True)
                 except sqlite3.OperationalError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +115,42 @@ async def test_unsynced_sqlite_commits_never_wait_on_the_event_loop(tmp_path: Pa
         # Unsynced inline commits run on the loop's thread: no busy waiting, no checkpoint there...
         assert await write_inline(store.db, _waiting_settings, sync=False) == (0, 0)
         # ...and the writer is set back for the commits made in its own thread.
-        busy, checkpoint = await write_inline(store.db, _waiting_settings)
+        busy, checkpoint = await store.db.write(_waiting_settings, sync=False)  # not inline: thread
         assert busy > 0
         assert checkpoint > 0
-        assert await store.db.write(_waiting_settings, sync=False) == (busy, checkpoint)  # not inline: thread
+    finally:
+        await store.close()
+
+
+async def _thread(c: Conn) -> int:
+    return threading.get_ident()
+
+
+async def test_a_synced_commit_runs_on_the_loop_only_when_nothing_else_is_ready(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    """Idle loop: the fsync blocks nobody, so the commit skips the trip to the writer thread. Other work
+    ready: the commit goes to the writer thread (the loop keeps serving, concurrent writes share an fsync)."""
+    store = await open_store(f"sqlite:///{tmp_path / 'idle.db'}", keyring=keyring)
+    loop_thread = threading.get_ident()
+    try:
+        assert await write_inline(store.db, _thread) == loop_thread
+        assert await write_inline(store.db, _durability_setting) == 2  # still FULL on the loop's thread
+
+        stop = anyio.Event()
+
+        async def keep_busy() -> None:
+            while not stop.is_set():
+                await anyio.sleep(0)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keep_busy)
+            await anyio.sleep(0)  # let it start: from here on, it is always ready to run
+            synced = await write_inline(store.db, _thread)
+            unsynced = await write_inline(store.db, _thread, sync=False)
+            stop.set()
+        assert synced != loop_thread
+        assert unsynced == loop_thread  # no fsync: always on the loop's thread
     finally:
         await store.close()
 
