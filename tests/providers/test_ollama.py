@@ -106,11 +106,17 @@ def server(_shared_server: FakeOllamaServer) -> FakeOllamaServer:
     return fake
 
 
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test runs on both of the SDK client's transports (options.http_transport)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def provider(
-    server: FakeOllamaServer, make_provider: Callable[..., Provider], anyio_backend: str
+    server: FakeOllamaServer, make_provider: Callable[..., Provider], anyio_backend: str, transport: str
 ) -> AsyncIterator[Provider]:
-    built = make_provider("ollama", server)
+    built = make_provider("ollama", server, options={"http_transport": transport})
     try:
         yield built
     finally:
@@ -573,9 +579,9 @@ async def test_error_line_about_a_missing_model_is_model_not_found(
 
 
 async def test_stall_mid_stream_times_out_with_partial(
-    server: FakeOllamaServer, make_provider: Callable[..., Provider]
+    server: FakeOllamaServer, make_provider: Callable[..., Provider], transport: str
 ) -> None:
-    provider = make_provider("ollama", server, timeout=0.5)
+    provider = make_provider("ollama", server, timeout=0.5, options={"http_transport": transport})
     try:
         server.turns.append(FakeTurn(text="abcdefghi"))
         server.faults.append(Fault(stall_after=1))
@@ -647,8 +653,10 @@ async def test_unknown_model_lists_installed_models(
     assert not error.retryable
 
 
-async def test_timeout_before_headers(server: FakeOllamaServer, make_provider: Callable[..., Provider]) -> None:
-    provider = make_provider("ollama", server, timeout=0.3)
+async def test_timeout_before_headers(
+    server: FakeOllamaServer, make_provider: Callable[..., Provider], transport: str
+) -> None:
+    provider = make_provider("ollama", server, timeout=0.3, options={"http_transport": transport})
     try:
         server.faults.append(Fault(delay=2.0))
         with pytest.raises(Timeout, match="did not answer"):
@@ -664,10 +672,15 @@ async def test_non_json_body_is_unavailable(provider: Provider, server: FakeOlla
 
 
 @pytest.mark.parametrize("streaming", [False, True])
-async def test_server_not_running_says_how_to_start_it(streaming: bool) -> None:
+async def test_server_not_running_says_how_to_start_it(streaming: bool, transport: str) -> None:
     port = closed_port()
     provider = create_provider(
-        ProviderConfig(provider="ollama", base_url=f"http://127.0.0.1:{port}", default_model="m")
+        ProviderConfig(
+            provider="ollama",
+            base_url=f"http://127.0.0.1:{port}",
+            default_model="m",
+            options={"http_transport": transport},
+        )
     )
     try:
         with pytest.raises(Unavailable) as info:
@@ -854,3 +867,24 @@ def test_max_connections_may_be_given_as_text(server: FakeOllamaServer) -> None:
     provider = create_provider(config_for("ollama", server, options={"max_connections": "8"}))
     assert isinstance(provider, OllamaProvider)
     assert provider._max_in_flight == 8
+
+
+def test_the_aiohttp_transport_is_the_default_and_httpx_can_be_chosen(server: FakeOllamaServer) -> None:
+    from httpx_aiohttp import AiohttpTransport
+
+    def transport_of(provider: Provider) -> object:
+        assert isinstance(provider, OllamaProvider)
+        return provider._client._client._transport  # the SDK's httpx client's transport
+
+    assert isinstance(transport_of(create_provider(config_for("ollama", server))), AiohttpTransport)
+    chosen = create_provider(config_for("ollama", server, options={"http_transport": "httpx"}))
+    assert isinstance(transport_of(chosen), httpx.AsyncHTTPTransport)
+
+
+@pytest.mark.parametrize("family", ["anthropic", "openai", "ollama"])
+def test_an_unknown_http_transport_is_a_config_error_naming_the_option(family: str) -> None:
+    config = ProviderConfig(
+        provider=family, api_key="sk-test", base_url="http://127.0.0.1:9", options={"http_transport": "curl"}
+    )
+    with pytest.raises(ConfigError, match=r"options.http_transport .* must be 'aiohttp' or 'httpx', not 'curl'"):
+        create_provider(config)
