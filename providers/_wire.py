@@ -1,4 +1,5 @@
-"""Reading and writing the Anthropic and OpenAI wires as plain JSON, through the SDKs' generic ``post``.
+"""Reading provider responses as plain JSON through the SDKs (Anthropic and OpenAI: their generic ``post``;
+Gemini: its ``should_return_http_response``).
 
 :class:`WireView` is an attribute view over decoded JSON, standing in for an SDK's response and event models.
 
@@ -50,7 +51,7 @@ def request_body(params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     return body
 
 
-def json_object(content: bytes) -> dict[str, Any] | None:
+def json_object(content: bytes | str) -> dict[str, Any] | None:
     """A response body decoded as a JSON object, or None when it is not one (an endpoint that is not the API)."""
     try:
         data = json.loads(content)

@@ -11,6 +11,10 @@ What this module maps, and why some of it is less obvious than it looks:
   and meters each attempt); it also stops the SDK's implicit reconnect-after-sleep on aiohttp
   connection errors. Automatic function calling and automatic stream continuation (two SDK loops that
   would issue extra requests) are switched off per request.
+* ``complete()`` asks the SDK for the HTTP response as it came (``should_return_http_response``, a public
+  config field) and reads its JSON through :class:`_JsonView`: building the SDK's typed response costs
+  more CPU than the rest of the adapter, and the request is still built, sent and error-checked by the SDK.
+  Streams are read from the SDK's typed chunks.
 * Thought signatures are bytes in the SDK and base64 on the wire. Google emits standard base64
   (proto3 JSON); the SDK decodes it, and encodes bytes it sends with the URL-safe alphabet. We store
   the standard base64 text (what the API sent) and decode it back to the same bytes when replaying.
@@ -26,12 +30,13 @@ import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from providers._wire import WireView, json_object
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
@@ -191,6 +196,26 @@ def _enum_text(value: Any) -> str | None:
 # --------------------------------------------------------------------------- response assembly
 
 
+class _JsonView(WireView):
+    """A ``generateContent`` response body (camelCase JSON) read like the SDK's typed response: snake_case
+    attributes, a thought signature as bytes, function call arguments as the plain JSON object."""
+
+    __slots__ = ()
+    _NAMES: ClassVar[dict[str, str]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        key = self._NAMES.get(name)
+        if key is None:
+            head, *rest = name.split("_")
+            key = self._NAMES[name] = head + "".join(word.title() for word in rest)
+        value = self._data.get(key)
+        if name == "args":
+            return value
+        if name == "thought_signature":
+            return decode_signature(value) if isinstance(value, str) else None
+        return self._view(value)
+
+
 @dataclass(slots=True)
 class _Slot:
     kind: str  # "text" | "thinking" | "call"
@@ -219,7 +244,7 @@ class _ResponseBuilder:
     def terminal(self) -> bool:
         return self.finish_reason is not None or self.block_reason is not None
 
-    def feed(self, chunk: types.GenerateContentResponse, events: list[StreamEvent] | None = None) -> None:
+    def feed(self, chunk: types.GenerateContentResponse | _JsonView, events: list[StreamEvent] | None = None) -> None:
         self.received_any = True
         self.response_id = chunk.response_id or self.response_id
         self.model_version = chunk.model_version or self.model_version
@@ -553,14 +578,24 @@ class GeminiProvider:
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         prepared = self._prepare(request)
+        prepared.config.should_return_http_response = True  # the body as JSON text (module doc)
         try:
             response = await self._client.aio.models.generate_content(
                 model=prepared.model, contents=cast(Any, prepared.contents), config=prepared.config
             )
         except Exception as exc:
             raise await self._translate(exc, prepared.model, generating=True) from None
+        http = response.sdk_http_response
+        data = json_object((http.body if http is not None else None) or b"")
+        if data is None:
+            raise Unavailable(
+                "the response body was not valid JSON (is base_url the Gemini API?)",
+                provider=self.name,
+                model=prepared.model,
+                secrets=self._secrets,
+            )
         builder = _ResponseBuilder(self.name, prepared.model, prepared.toolset)
-        builder.feed(response)
+        builder.feed(_JsonView(data))
         return builder.build()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:

@@ -905,3 +905,58 @@ async def test_response_fields(server: FakeGeminiServer) -> None:
     assert response.provider == "gemini"
     assert response.message.role == "assistant"
     await provider.aclose()
+
+
+# ---------------------------------------------------------------------------- the JSON path and the typed path
+
+SIGNATURE = base64.b64encode(b"\xfa\x00signature/bytes+").decode()  # "+" and "/": the standard alphabet
+
+JSON_VS_TYPED_TURNS = [
+    FakeTurn(text="plain answer"),
+    FakeTurn(thinking="Let me think.", thinking_signature=SIGNATURE, text="Done."),
+    FakeTurn(
+        text="calling two tools",
+        tool_calls=[
+            FakeToolCall(
+                "weather_get", {"city": "Paris", "nested": {"units": ["C", "F"], "n": 1.5}}, id="fc-1", signature="c2ln"
+            ),
+            FakeToolCall("clock_now", {}, id="fc-2", signature=SIGNATURE),
+        ],
+    ),
+    FakeTurn(
+        text="cut", stop="MAX_TOKENS", usage=FakeUsage(input_tokens=100, cache_read_tokens=40, reasoning_tokens=12)
+    ),
+    FakeTurn(text="no usage", usage=None),
+    FakeTurn(text="", stop="SAFETY"),
+    FakeTurn(text="versioned", model="gemini-3-pro-preview-001"),
+]
+
+
+@pytest.mark.parametrize("turn", JSON_VS_TYPED_TURNS, ids=lambda t: (t.text or t.stop or "empty")[:12])
+async def test_complete_reads_the_json_body_as_the_sdks_typed_response_would(
+    server: FakeGeminiServer, turn: FakeTurn
+) -> None:
+    """complete() reads the raw body (should_return_http_response); the same response read through the SDK's
+    typed GenerateContentResponse must give the same ModelResponse."""
+    from providers.gemini import _ResponseBuilder
+
+    server.usage_extra = {"toolUsePromptTokenCount": 5}
+    server.turns.extend([turn, turn])
+    provider = make(server, default_model="gemini-3-pro-preview")
+    request = ask(tools=[WEATHER, TIME], thinking=ThinkingConfig(budget_tokens=512))
+    try:
+        from_json = await provider.complete(request)
+        prepared = provider._prepare(request)
+        typed = await provider._client.aio.models.generate_content(
+            model=prepared.model, contents=prepared.contents, config=prepared.config
+        )
+        builder = _ResponseBuilder(provider.name, prepared.model, prepared.toolset)
+        builder.feed(typed)
+        from_typed = builder.build()
+    finally:
+        await provider.aclose()
+    json_request, typed_request = server.requests[-2:]
+    assert json_request.json == typed_request.json  # the same request either way
+    assert from_json == from_typed
+    assert from_json.text == turn.text
+    assert len(from_json.tool_calls) == len(turn.tool_calls)
