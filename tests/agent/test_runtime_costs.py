@@ -63,6 +63,33 @@ def test_the_cache_key_is_a_digest_without_the_secret() -> None:
     assert _config_key(rotated) != digest
 
 
+def test_the_cache_key_is_remembered_only_while_the_config_and_its_key_stay_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from providers.base import ProviderConfig
+
+    monkeypatch.setenv("ROUTEKIT_TEST_KEY", "sk-first")
+    config = ProviderConfig(
+        provider="openai", api_key_env="ROUTEKIT_TEST_KEY", base_url="http://127.0.0.1:1", options={"a": {"b": 1}}
+    )
+    first = _config_key(config)
+    assert _config_key(config) == first
+
+    def fresh_key() -> str:  # what the key is without the memo
+        return _config_key(ProviderConfig.model_validate(config.model_dump()))
+
+    config.options["a"]["b"] = 2  # a nested option changed in place
+    assert _config_key(config) != first
+    assert _config_key(config) == fresh_key()
+    config.timeout = 9.0  # a field changed in place
+    assert _config_key(config) == fresh_key()
+    changed = _config_key(config)
+    monkeypatch.setenv("ROUTEKIT_TEST_KEY", "sk-rotated")  # the key in the environment rotated
+    assert _config_key(config) != changed
+    assert _config_key(config) == fresh_key()
+    assert "sk-rotated" not in repr(config)
+
+
 @pytest.mark.parametrize("family", ["anthropic"])
 def test_shared_adapters_close_when_the_event_loop_ends(family: str, fakes: dict[str, FakeProviderServer]) -> None:
     fake = fakes[family]
