@@ -9,7 +9,8 @@ its own copy and keeps it connected for the whole benchmark, as a service would)
 
 * raw (the naive loop): the official SDK client with its default transport (created once), a raw mcp
   ``ClientSession``; call model, call tool, call model; no persistence, no events, no metering.
-* raw+aiohttp: the same loop with the SDK's ``DefaultAioHttpClient`` (for reference: the transport alone).
+* raw+aiohttp: the same loop with the SDK's ``DefaultAioHttpClient`` (for reference: the transport alone;
+  google-genai already uses aiohttp by default; Ollama: its httpx client on ``httpx_aiohttp``'s transport).
 * routekit: ``Session.open`` (a shared store and hub, as the HTTP service has) → ``session.run(prompt,
   on_event=...)`` → ``aclose``: persisted to SQLite in a temporary ``ROUTEKIT_HOME`` (the default durability:
   each step's commit fsynced, see ``agent.loop``), metered, usage and budget checked, every event delivered
@@ -124,7 +125,7 @@ async def raw_side(family: str, origin: str, aiohttp: bool) -> AsyncIterator[Run
         elif family == "gemini":
             yield await _raw_gemini(stack, origin, aiohttp, mcp, tools)
         else:
-            yield await _raw_ollama(stack, origin, mcp, tools)
+            yield await _raw_ollama(stack, origin, aiohttp, mcp, tools)
 
 
 async def _raw_anthropic(stack: contextlib.AsyncExitStack, origin: str, aiohttp: bool, mcp: Any, tools: Any) -> Run:
@@ -222,10 +223,15 @@ async def _raw_gemini(stack: contextlib.AsyncExitStack, origin: str, aiohttp: bo
     return run
 
 
-async def _raw_ollama(stack: contextlib.AsyncExitStack, origin: str, mcp: Any, tools: Any) -> Run:
+async def _raw_ollama(stack: contextlib.AsyncExitStack, origin: str, aiohttp: bool, mcp: Any, tools: Any) -> Run:
     import ollama
 
-    client = ollama.AsyncClient(host=origin)
+    extra: dict[str, Any] = {}
+    if aiohttp:  # the SDK has no aiohttp client of its own: its httpx client on httpx-aiohttp's transport
+        from httpx_aiohttp import AiohttpTransport
+
+        extra["transport"] = AiohttpTransport()
+    client = ollama.AsyncClient(host=origin, **extra)
     stack.push_async_callback(client._client.aclose)
     offered: Any = [
         {
