@@ -17,7 +17,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from providers.errors import ConfigError
 from providers.profiles import Profile, get_profile
@@ -46,8 +46,6 @@ class ProviderConfig(BaseModel):
     extra_headers: dict[str, str] = Field(default_factory=dict, repr=False)
     options: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None  # the stored config's id or name, for fallbacks, metering and messages
-    # (fields as they were, digest of the resolved key, adapter key): see _config_key
-    _key_memo: tuple[dict[str, Any], bytes, str] | None = PrivateAttr(default=None)
 
     @field_validator("provider")
     @classmethod
@@ -166,26 +164,39 @@ def create_provider(config: ProviderConfig, **kwargs: Any) -> Provider:
 # --------------------------------------------------------------------------- shared adapters
 
 
+# id(config) -> (a weak reference to it, its fields as they were, digest of its resolved key, its adapter key).
+# Kept beside the configs, not on them: a private attribute would take part in pydantic's ``==``.
+_KEY_MEMO: dict[int, tuple[weakref.ref[ProviderConfig], dict[str, Any], bytes, str]] = {}
+
+
 def _config_key(config: ProviderConfig) -> str:
     """A digest of everything that shapes an adapter (the key included, so a rotated key gets a new
     client). Only the digest is kept: the secrets never become a dict key that a repr or log could show.
 
-    Remembered on the config with a copy of its fields and a digest of the key it resolves to, and used again
-    while both compare equal (a config reused for every session, as the service and the CLI do, costs one
-    comparison instead of a JSON dump and a hash; a config changed in place, or a rotated key in the
+    Remembered per config object with a copy of its fields and a digest of the key it resolves to, and used
+    again while both compare equal (a config reused for every session, as the service and the CLI do, costs
+    one comparison instead of a JSON dump and a hash; a config changed in place, or a rotated key in the
     environment, gets a new key).
     """
     resolved = config.resolve_api_key()
     key_digest = hashlib.sha256((resolved or "").encode()).digest()
-    memo = config._key_memo
-    if memo is not None and memo[1] == key_digest and memo[0] == config.__dict__:
-        return memo[2]
+    memo = _KEY_MEMO.get(id(config))
+    if memo is not None and memo[0]() is config and memo[2] == key_digest and memo[1] == config.__dict__:
+        return memo[3]
     data = config.model_dump(mode="json", exclude={"api_key"})
     data["resolved_api_key"] = resolved
     text = json.dumps(data, sort_keys=True, default=repr)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    config._key_memo = (copy.deepcopy(config.__dict__), key_digest, digest)
+    ident = id(config)
+    ref = weakref.ref(config, lambda _ref: _forget_key(ident, _ref))
+    _KEY_MEMO[ident] = (ref, copy.deepcopy(config.__dict__), key_digest, digest)
     return digest
+
+
+def _forget_key(ident: int, ref: weakref.ref[ProviderConfig]) -> None:
+    memo = _KEY_MEMO.get(ident)
+    if memo is not None and memo[0] is ref:  # not a newer config that reused the id
+        del _KEY_MEMO[ident]
 
 
 class _SharedAdapters:

@@ -90,6 +90,22 @@ def test_the_cache_key_is_remembered_only_while_the_config_and_its_key_stay_the_
     assert "sk-rotated" not in repr(config)
 
 
+def test_remembering_the_cache_key_leaves_configs_equal_and_is_dropped_with_the_config() -> None:
+    import gc
+
+    from providers.base import _KEY_MEMO, ProviderConfig
+
+    first = ProviderConfig(provider="openai", api_key="sk-a", base_url="http://127.0.0.1:1")
+    second = ProviderConfig(provider="openai", api_key="sk-a", base_url="http://127.0.0.1:1")
+    assert _config_key(first) == _config_key(second)
+    assert first == second  # pydantic's == compares private attributes: the memo is kept elsewhere
+    idents = {id(first), id(second)}
+    assert idents <= _KEY_MEMO.keys()
+    del first, second
+    gc.collect()
+    assert not idents & _KEY_MEMO.keys()
+
+
 @pytest.mark.parametrize("family", ["anthropic"])
 def test_shared_adapters_close_when_the_event_loop_ends(family: str, fakes: dict[str, FakeProviderServer]) -> None:
     fake = fakes[family]
