@@ -29,8 +29,6 @@ from typing import Any
 import anthropic
 import anyio
 import httpx2
-from anthropic._constants import MODEL_NONSTREAMING_TOKENS
-from anthropic.resources.messages.messages import DEPRECATED_MODELS, MODELS_TO_WARN_WITH_THINKING_ENABLED
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
 from providers._http import sdk_http_client
@@ -112,6 +110,16 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
     "overloaded_error": Overloaded,
 }
 
+# Models whose non-streaming requests the API caps below the general rule (max_tokens above the cap must
+# stream). Source: the anthropic SDK's own table (``MODEL_NONSTREAMING_TOKENS``, 2.17), which is private, so
+# the facts are kept here.
+NONSTREAMING_MAX_TOKENS: dict[str, int] = {
+    "claude-opus-4-20250514": 8_192,
+    "claude-opus-4-0": 8_192,
+    "claude-4-opus-20250514": 8_192,
+    "claude-opus-4-1-20250805": 8_192,
+}
+
 # Image media types the API accepts inline (Base64ImageSourceParam.media_type).
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -153,7 +161,7 @@ class AnthropicProvider:
         if _needs_streaming(params["max_tokens"], model):
             return await self._complete_by_streaming(request)
         try:
-            if self._typed_call_wanted(params, model):
+            if self._typed_call_wanted():
                 message: Any = await self._client.messages.create(**params)
                 request_id = getattr(message, "_request_id", None)
             else:
@@ -181,17 +189,12 @@ class AnthropicProvider:
                 return event.response
         raise AssertionError("stream() ends with ResponseDone or raises")  # pragma: no cover
 
-    def _typed_call_wanted(self, params: dict[str, Any], model: str) -> bool:
-        """Whether ``messages.create`` adds something over the generic ``post``: the SDK's OpenTelemetry spans
-        (when the application configured OpenTelemetry) and its warnings for deprecated models and for thinking
-        on the models it flags. Decided per call, so OpenTelemetry configured after the adapter was made is
-        honoured."""
-        thinking = params.get("thinking")
-        return (
-            model in DEPRECATED_MODELS
-            or (model in MODELS_TO_WARN_WITH_THINKING_ENABLED and thinking and thinking.get("type") == "enabled")
-            or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-        )
+    @staticmethod
+    def _typed_call_wanted() -> bool:
+        """Whether ``messages.create`` adds something over the generic ``post``: the SDK's OpenTelemetry spans,
+        when the application configured OpenTelemetry. Decided per call, so OpenTelemetry configured after the
+        adapter was made is honoured."""
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         model = self.config.resolve_model(request.model or None)
@@ -231,7 +234,7 @@ class AnthropicProvider:
         records them. ``messages.create`` itself is used when it adds something (:meth:`_typed_call_wanted`).
         :meth:`complete` reads the response body the same way.
         """
-        if self._typed_call_wanted(params, model):
+        if self._typed_call_wanted():
             return await self._client.messages.create(**params, stream=True)
         return await self._untraced_client.post(
             "/v1/messages",
@@ -399,6 +402,8 @@ def _map_error(
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return Timeout("no answer within the configured timeout", **common)
     if isinstance(exc, anthropic.APIConnectionError):
+        if streaming:  # since anthropic 2.17 a read that fails mid-stream is raised as a connection error
+            return StreamInterrupted(f"the connection broke off ({_cause(exc)})", **common)
         return Unavailable(f"could not connect ({_cause(exc)})", **common)
     if isinstance(exc, httpx2.HTTPError | OSError):
         cls: type[ProviderError] = StreamInterrupted if streaming else Unavailable
@@ -641,7 +646,7 @@ def _needs_streaming(max_tokens: int, model: str) -> bool:
     """Whether a non-streaming request of this size would be refused by the SDK's own rule (an expected
     generation time over 10 minutes at 128k tokens per hour, or over the model's non-streaming cap): such
     requests are made as streams, which keep the connection busy instead of idle for that long."""
-    cap = MODEL_NONSTREAMING_TOKENS.get(model)
+    cap = NONSTREAMING_MAX_TOKENS.get(model)
     return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
 
 

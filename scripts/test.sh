@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+export VENV=${VENV:-.venv}
 EXTRAS=dev bash scripts/setup.sh
 # Test-only system pieces (MCP reference servers from npm/PyPI, Node 22 for the conformance suite).
 # PostgreSQL is installed (if missing) and started by the storage test fixtures themselves.
@@ -14,13 +15,13 @@ for installer in tests/*/install_*.sh; do
 done
 
 echo "== ruff" >&2
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+"$VENV"/bin/ruff check .
+"$VENV"/bin/ruff format --check .
 echo "== mypy" >&2
-.venv/bin/mypy
+"$VENV"/bin/mypy
 echo "== pytest" >&2
 set +e
-.venv/bin/python -m pytest "$@"
+"$VENV"/bin/python -m pytest "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

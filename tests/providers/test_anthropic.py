@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from opentelemetry import trace
 
 from providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicProvider, _assistant_blocks
 from providers.base import Provider, ProviderConfig
@@ -854,8 +855,6 @@ def test_fake_validation_rules(body: dict[str, Any], fragment: str) -> None:
 
 # ---------------------------------------------------------------------------- the JSON path and the typed path
 
-# A model the SDK warns about: messages.create (the typed path) is used for it, so that the warning appears.
-TYPED_MODEL = "claude-instant-1.2"
 # Headers that differ between any two requests of one client (per-request ids and counters).
 _PER_REQUEST_HEADERS = {"x-stainless-retry-count", "x-stainless-read-timeout", "idempotency-key", "content-length"}
 
@@ -867,33 +866,57 @@ def _comparable(request: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return body, headers
 
 
+class _CountingTracer(trace.NoOpTracer):
+    """A tracer whose spans are counted: proof that a request went through the SDK's traced (typed) path."""
+
+    def __init__(self) -> None:
+        self.spans: list[str] = []
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        self.spans.append(name)
+        return super().start_span(name, *args, **kwargs)
+
+
+class _AppTracerProvider(trace.TracerProvider):
+    """What an application that configured OpenTelemetry has as its global provider."""
+
+    def __init__(self) -> None:
+        self.tracer = _CountingTracer()
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return self.tracer
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_json_path_sends_what_messages_create_sends(
-    server: FakeAnthropicServer, provider: Provider, streaming: bool
+    server: FakeAnthropicServer, provider: Provider, streaming: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """complete() and stream() read the body as JSON through the SDK's generic post; the request must be the
-    one messages.create builds (compared with the typed path, which the SDK's deprecation list selects)."""
-    server.models.append(TYPED_MODEL)
+    one messages.create builds (compared with the typed path, which a configured OpenTelemetry selects)."""
     server.turns.extend(
         [FakeTurn(tool_calls=[FakeToolCall("weather.get_forecast", {"city": "Oslo"})]) for _ in range(2)]
     )
     responses: list[ModelResponse] = []
-    for model in ("fake-model-1", TYPED_MODEL):
+    app_tracing = _AppTracerProvider()
+    for traced in (False, True):
+        if traced:
+            monkeypatch.setattr(trace, "get_tracer_provider", lambda: app_tracing)
         request = ModelRequest(
-            model=model,
+            model="fake-model-1",
             messages=[Message.user("hi")],
             tools=[WEATHER],
             system="S",
             temperature=0.5,
             metadata={"user_id": "u"},
         )
-        with pytest.warns(DeprecationWarning, match="deprecated") if model == TYPED_MODEL else _no_warning():
-            if streaming:
-                [done] = [e for e in await collect(provider, request) if isinstance(e, ResponseDone)]
-                responses.append(done.response)
-            else:
-                responses.append(await provider.complete(request))
+        if streaming:
+            [done] = [e for e in await collect(provider, request) if isinstance(e, ResponseDone)]
+            responses.append(done.response)
+        else:
+            responses.append(await provider.complete(request))
+        # The JSON path makes no SDK span; the typed path makes one.
+        assert len(app_tracing.tracer.spans) == int(traced)
     json_path, typed_path = server.requests[-2:]
     assert _comparable(json_path) == _comparable(typed_path)
     assert (json_path.json.get("stream") is True) is streaming
@@ -904,18 +927,6 @@ async def test_json_path_sends_what_messages_create_sends(
     assert first.stop_reason == second.stop_reason == "tool_use"
     assert responses[0].request_id is not None
     assert responses[0].request_id.startswith("req_fake_")
-
-
-class _no_warning:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catcher = warnings.catch_warnings()
-        self._catcher.__enter__()
-        warnings.simplefilter("error", DeprecationWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._catcher.__exit__(*exc)
 
 
 @pytest.mark.anyio
