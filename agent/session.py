@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from mcp_bridge.config import McpConfig
     from mcp_bridge.hub import McpHub
+    from providers.egress import EgressPolicy
     from storage.repositories import SessionRecord, User
     from storage.store import Store
 
@@ -245,6 +246,7 @@ class Session:
         self._cancel_requested = False
         self._lock = anyio.Lock()
         self.unsaved_record: SessionRecord | None = None  # a new session not written yet (see _open)
+        self._egress: EgressPolicy | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -270,6 +272,8 @@ class Session:
         max_tokens: int | None = None,
         retry: RetryPolicy | None = None,
         breakers: Breakers | None = None,
+        egress: EgressPolicy | None = None,
+        mcp_egress: Mapping[str, EgressPolicy] | None = None,
     ) -> Session:
         """Open a new session (or, with ``session_id``, an existing one; see :meth:`resume`).
 
@@ -280,6 +284,9 @@ class Session:
         ``mcpServers`` JSON or a path to it; the session opens a hub for it. ``hub``: an already open hub
         (not closed by the session). ``store``: a Store or database URL (default: the embedded SQLite
         store). ``user``: a User or user id (default: the local user, created on first use).
+        ``egress`` (the HTTP service): provider adapters connect only where the policy allows and never use
+        the process environment's keys or hosts; ``mcp_egress`` does the same per MCP server name for the
+        hub the session opens (see :mod:`providers.egress`).
         """
         self = cls()
         try:
@@ -302,6 +309,8 @@ class Session:
                 max_tokens=max_tokens,
                 retry=retry,
                 breakers=breakers,
+                egress=egress,
+                mcp_egress=mcp_egress,
             )
         except BaseException:
             await self.aclose()
@@ -334,6 +343,8 @@ class Session:
         max_tokens: int | None,
         retry: RetryPolicy | None,
         breakers: Breakers | None,
+        egress: EgressPolicy | None,
+        mcp_egress: Mapping[str, EgressPolicy] | None,
     ) -> None:
         from storage.store import open_store
 
@@ -348,6 +359,7 @@ class Session:
             raise ConfigError(f"session {session_id!r} belongs to another user")
         if provider is None and config_id is None and record is not None and record.provider_config_id:
             config_id = record.provider_config_id
+        self._egress = egress
         main, main_id = await self._config(provider, config_id)
         self.model_name = main.resolve_model(model or (record.model if record else None))
         self.provider_name = main.provider
@@ -357,7 +369,7 @@ class Session:
         targets = []
         for cfg, cid in configs:
             # One adapter (SDK client, connection pool) per config and event loop, shared by sessions.
-            adapter, is_shared = await shared_provider(cfg)
+            adapter, is_shared = await shared_provider(cfg, egress=egress)
             if not is_shared:
                 self._providers.append(adapter)
             if cid is not None:
@@ -394,7 +406,7 @@ class Session:
             for message in self.history:
                 self._call_ids.update(call.id for call in message.tool_calls)
         self.session_id = record.id
-        await self._open_hub(mcp, hub)
+        await self._open_hub(mcp, hub, mcp_egress)
 
     async def _user_id(self, user: User | str | None) -> str:
         if user is None:
@@ -424,8 +436,9 @@ class Session:
         """A config with its key, and the stored config's id when it came from storage."""
         from storage.errors import NotFound
 
+        environment = self._egress is None  # the service never lends its own keys
         if isinstance(given, ProviderConfig):
-            given.resolve_api_key()  # a missing key is a ConfigError now, not at the first call
+            given.resolve_api_key(environment=environment)  # a missing key is a ConfigError now, not later
             return given, None
         if config_id is None and isinstance(given, str):
             try:
@@ -435,14 +448,21 @@ class Session:
                 stored = await self.store.provider_configs.default_for(self.user_id, given)
                 if stored is None:
                     explicit = ProviderConfig(provider=given)
-                    explicit.resolve_api_key()
+                    explicit.resolve_api_key(environment=environment)
                     return explicit, None
                 config_id = stored.id
         if config_id is None:
             raise ConfigError("no provider given: pass provider= (a ProviderConfig, provider name or stored config id)")
-        return await self.store.provider_configs.resolve(self.user_id, config_id), config_id
+        resolved = await self.store.provider_configs.resolve(self.user_id, config_id)
+        resolved.resolve_api_key(environment=environment)
+        return resolved, config_id
 
-    async def _open_hub(self, mcp: McpConfig | Mapping[str, Any] | str | Path | None, hub: McpHub | None) -> None:
+    async def _open_hub(
+        self,
+        mcp: McpConfig | Mapping[str, Any] | str | Path | None,
+        hub: McpHub | None,
+        egress: Mapping[str, EgressPolicy] | None,
+    ) -> None:
         if hub is not None:
             self.hub = hub
             if isinstance(hub.sampling, SamplingRouter):
@@ -460,7 +480,7 @@ class Session:
             config = mcp
         else:
             config = parse_config(mcp)
-        self.hub = McpHub(config, sampling=self.sample, elicitation=self.elicitation)
+        self.hub = McpHub(config, sampling=self.sample, elicitation=self.elicitation, egress=egress)
         await self.hub.__aenter__()
         self._owns_hub = True
 

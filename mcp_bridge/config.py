@@ -203,6 +203,16 @@ class ServerConfig(BaseModel):
     def header_values(self) -> dict[str, str]:
         return {key: value.get_secret_value() for key, value in self.headers.items()}
 
+    def secret_values(self) -> list[str]:
+        """Every env and header value (each one is a secret), and the token of ``Bearer <token>`` values,
+        for scrubbing messages."""
+        found: list[str] = []
+        for value in [*self.env_values().values(), *self.header_values().values()]:
+            found.append(value)
+            if " " in value and (bare := value.split(" ", 1)[1].strip()):
+                found.append(bare)
+        return found
+
 
 class McpConfig(BaseModel):
     """All configured servers, keyed by name (the prefix of canonical tool names ``server.tool``)."""

@@ -42,6 +42,7 @@ from mcp_bridge.callbacks import (
 )
 from mcp_bridge.config import McpConfig, ServerConfig
 from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, convert_content, error_result, to_tool_result
+from providers.errors import scrub
 from providers.types import Message, ResourcePart, ToolAnnotations, ToolResultPart, ToolSpec
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from mcp.client.session import ClientSession
 
     from mcp_bridge.auth import RedirectHandler, TokenStoreFactory
+    from providers.egress import EgressPolicy
 
 __all__ = ["McpHub", "PromptArgumentInfo", "PromptInfo", "PromptResult", "ResourceInfo", "ServerStatus"]
 
@@ -366,7 +368,13 @@ class _Connection:
             self._tg = None
         if self.error and not became_ready and (tail := self.stderr.tail()):
             self.error += f"; server stderr (last lines): {tail[-1000:]}"
+        if self.error:
+            self.error = self.scrub(self.error)
         return became_ready
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this server's env and header values (each one is a secret)."""
+        return scrub(text, self.config.secret_values())
 
     def _failure_text(self, exc: BaseException) -> str:
         inner = exc
@@ -402,7 +410,7 @@ class _Connection:
             from mcp.client.streamable_http import streamable_http_client
 
             client = await stack.enter_async_context(
-                httpx2.AsyncClient(
+                self._http_client(
                     headers=cfg.header_values(),
                     auth=self._http_auth(),
                     timeout=httpx2.Timeout(cfg.connect_timeout, read=max(300.0, cfg.call_timeout or 0)),
@@ -414,16 +422,34 @@ class _Connection:
             from mcp.client.sse import sse_client
 
             assert cfg.url is not None
-            read, write = await stack.enter_async_context(
-                sse_client(
-                    cfg.url,
-                    headers=cfg.header_values(),
-                    timeout=cfg.connect_timeout,
-                    sse_read_timeout=max(300.0, cfg.call_timeout or 0),
-                    auth=self._http_auth(),
-                )
-            )
+            options: dict[str, Any] = {
+                "headers": cfg.header_values(),
+                "timeout": cfg.connect_timeout,
+                "sse_read_timeout": max(300.0, cfg.call_timeout or 0),
+                "auth": self._http_auth(),
+            }
+            if self.name in self.hub.egress:
+                options["httpx_client_factory"] = self._http_client
+            read, write = await stack.enter_async_context(sse_client(cfg.url, **options))
         return _WatchedReadStream(read, self._dropped), write
+
+    def _http_client(self, headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> Any:
+        """The ``httpx2.AsyncClient`` for this server (the shape of the mcp SDK's client factories). Under the
+        hub's egress policy for this server: on the guarded aiohttp session, no redirects."""
+        import httpx2
+
+        policy = self.hub.egress.get(self.name)
+        if policy is None:
+            return httpx2.AsyncClient(headers=headers, auth=auth, timeout=timeout)
+        from httpx_aiohttp.httpx2 import AiohttpTransport
+
+        from providers.egress import guarded_session
+
+        what = f"MCP server {self.name!r}"
+        transport = AiohttpTransport(client=lambda: guarded_session(policy, what=what))
+        return httpx2.AsyncClient(
+            headers=headers, auth=auth, timeout=timeout, transport=transport, follow_redirects=False
+        )
 
     async def _open_stdio(self, stack: AsyncExitStack) -> tuple[Any, Any]:
         from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -613,7 +639,7 @@ class _Connection:
                     f"MCP server {self.name!r} rejected the call to {canonical!r}: {exc.message} (code {exc.code})",
                 )
             except Exception as exc:
-                return error_result(call_id, canonical, f"calling {canonical!r} failed: {_describe(exc)}")
+                return error_result(call_id, canonical, self.scrub(f"calling {canonical!r} failed: {_describe(exc)}"))
             return to_tool_result(
                 result,
                 call_id=call_id,
@@ -708,6 +734,10 @@ class McpHub:
     Remote servers with an ``auth`` section authorize with OAuth (:mod:`mcp_bridge.auth`): ``token_store`` builds
     each server's token store from its name (default: in memory), ``redirect_handler`` takes the user through an
     authorization-code login (default: :class:`~mcp_bridge.auth.HeadlessRedirectHandler`).
+
+    ``egress`` maps server names to an :class:`~providers.egress.EgressPolicy`: those servers' HTTP clients
+    connect only to addresses the policy checked (pinned), follow no redirects and use no proxy from the
+    environment (see :mod:`providers.egress`).
     """
 
     def __init__(
@@ -721,8 +751,11 @@ class McpHub:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         token_store: TokenStoreFactory | None = None,
         redirect_handler: RedirectHandler | None = None,
+        egress: Mapping[str, EgressPolicy] | None = None,
     ) -> None:
         self.config = config if isinstance(config, McpConfig) else McpConfig(servers=dict(config))
+        # Remote servers named here connect only where their policy allows (users' servers in the service).
+        self.egress = dict(egress or {})
         self.sampling = sampling
         self.elicitation = elicitation
         self.client_name = client_name

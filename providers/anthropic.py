@@ -24,14 +24,14 @@ import base64
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 import anyio
 import httpx2
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
-from providers._http import sdk_http_client
+from providers._http import omit_environment_headers, sdk_http_client
 from providers._wire import WireView, json_object, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
@@ -43,12 +43,14 @@ from providers.errors import (
     PermissionDenied,
     ProviderError,
     RateLimited,
+    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
+    unsent_cause,
 )
 from providers.history import normalize_history
 from providers.schema import CompiledToolset, compile_tools
@@ -78,6 +80,9 @@ from providers.types import (
     Usage,
     UsageReport,
 )
+
+if TYPE_CHECKING:
+    from providers.egress import EgressPolicy
 
 # Anthropic requires max_tokens on every request; used when the request sets none.
 DEFAULT_MAX_TOKENS = 4096
@@ -130,18 +135,22 @@ class AnthropicProvider:
     ``config.options`` understood here: ``http_transport`` (``"aiohttp"``, the default, or ``"httpx"``).
     """
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
         self.name = config.provider
         self.config = config
         self.profile = config.profile
         self._secrets = config.secrets()
+        headers: dict[str, Any] = config.header_values()
+        if egress is not None:  # the SDK adds ANTHROPIC_CUSTOM_HEADERS from the environment: not the user's
+            omit_environment_headers(headers, "ANTHROPIC_CUSTOM_HEADERS", anthropic.Omit())
         self._client = anthropic.AsyncAnthropic(
-            api_key=config.resolve_api_key(),
+            # Always explicit: with no key or base URL the SDK would look for them in the environment.
+            api_key=config.resolve_api_key(environment=egress is None),
             base_url=config.base_url or self.profile.default_base_url,
             timeout=anthropic.Timeout(config.timeout, connect=config.connect_timeout),
             max_retries=0,  # routekit's resilience layer retries, so that each attempt is metered
-            default_headers=config.extra_headers or None,
-            http_client=sdk_http_client(config, anthropic),
+            default_headers=headers or None,
+            http_client=sdk_http_client(config, anthropic, egress),
         )
         # The same client (same HTTP connection pool) without the SDK's own OpenTelemetry spans, for streams
         # while the application has not configured OpenTelemetry (see ``_open_sdk_stream``).
@@ -397,6 +406,8 @@ def _map_error(
 ) -> ProviderError:
     """One place that turns SDK, transport and decoding errors into the taxonomy."""
     common: dict[str, Any] = {"provider": provider, "model": model, "partial": partial, "secrets": secrets}
+    if (denied := unsent_cause(exc)) is not None:
+        return RequestNotSent(str(denied), **common)
     if isinstance(exc, anthropic.APIStatusError):
         return _map_status_error(exc, common)
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):

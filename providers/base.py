@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hashlib
 import importlib
 import json
 import os
+import re
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from providers.errors import ConfigError
 from providers.profiles import Profile, get_profile
 from providers.types import CheckResult, ModelInfo, ModelRequest, ModelResponse, StreamEvent
+
+if TYPE_CHECKING:
+    from providers.egress import EgressPolicy
+
+# RFC 9110 field names (tokens), and values without control characters: anything else is refused when the
+# config is made, not by the HTTP library in the middle of a request.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class ProviderConfig(BaseModel):
@@ -30,7 +38,8 @@ class ProviderConfig(BaseModel):
     ``provider`` is a provider or preset name from :mod:`providers.profiles` (``anthropic``, ``openai``,
     ``groq``, ``azure``, ``gemini``, ``vertex``, ``ollama``, ...). The key is either given (``api_key``)
     or read from ``api_key_env`` (default: the preset's variable, e.g. ``ANTHROPIC_API_KEY``).
-    ``extra_headers`` may hold secrets too, so they are hidden from reprs.
+    Every ``extra_headers`` value is a secret like the key (``SecretStr``: hidden from reprs and dumps);
+    :meth:`header_values` gives them to the code that sends them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,7 +52,7 @@ class ProviderConfig(BaseModel):
     timeout: float = Field(default=120.0, gt=0, description="seconds per attempt")
     connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10, description="routekit's retries; SDK retries are off")
-    extra_headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    extra_headers: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
     options: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None  # the stored config's id or name, for fallbacks, metering and messages
 
@@ -60,6 +69,20 @@ class ProviderConfig(BaseModel):
             raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
         return value.rstrip("/") if value else value
 
+    @field_validator("extra_headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"extra_headers: {name[:80]!r} is not a valid HTTP header name")
+            if not _HEADER_VALUE.fullmatch(secret.get_secret_value()):
+                raise ValueError(f"extra_headers: the value of {name!r} has characters HTTP headers cannot carry")
+        return value
+
+    def header_values(self) -> dict[str, str]:
+        """The extra headers in clear, for the code that sends them (and nothing else)."""
+        return {name: secret.get_secret_value() for name, secret in self.extra_headers.items()}
+
     @property
     def profile(self) -> Profile:
         return get_profile(self.provider)
@@ -68,16 +91,23 @@ class ProviderConfig(BaseModel):
     def key_env_var(self) -> str | None:
         return self.api_key_env or self.profile.api_key_env
 
-    def resolve_api_key(self) -> str | None:
-        """The key to send: the configured one, else the environment variable; ConfigError if required."""
+    def resolve_api_key(self, *, environment: bool = True) -> str | None:
+        """The key to send: the configured one, else (when ``environment``) the environment variable;
+        ConfigError if the provider requires one. The service passes ``environment=False``: a user's config
+        never reads the service's own environment."""
         if self.api_key is not None and self.api_key.get_secret_value():
             return self.api_key.get_secret_value()
         env = self.key_env_var
-        if env and os.environ.get(env):
+        if environment and env and os.environ.get(env):
             return os.environ[env]
         if self.profile.requires_key:
-            where = f"set the environment variable {env}" if env else "set api_key"
             name = f" {self.label!r}" if self.label else ""
+            if not environment:
+                raise ConfigError(
+                    f"{self.profile.display_name} config{name} has no API key: {self.profile.display_name} needs "
+                    "one, and the service never uses its own; give the config an api_key."
+                )
+            where = f"set the environment variable {env}" if env else "set api_key"
             raise ConfigError(
                 f"no API key for {self.profile.display_name} config{name}: {where} or give the config an api_key."
             )
@@ -92,7 +122,7 @@ class ProviderConfig(BaseModel):
         return chosen
 
     def secrets(self) -> list[str]:
-        """Every secret this config holds, for scrubbing error messages."""
+        """Every secret this config holds (the key and every header value), for scrubbing messages."""
         found: list[str] = []
         try:
             key = self.resolve_api_key()
@@ -100,9 +130,11 @@ class ProviderConfig(BaseModel):
             key = None
         if key:
             found.append(key)
-        for name, value in self.extra_headers.items():
-            if name.lower() in {"authorization", "x-api-key", "api-key", "x-goog-api-key"} or "key" in name.lower():
-                found.append(value.removeprefix("Bearer ").strip())
+        for value in self.header_values().values():
+            found.append(value)
+            bare = value.split(" ", 1)[1].strip() if " " in value else ""
+            if bare:  # "Bearer <token>": the token alone may be echoed back too
+                found.append(bare)
         return found
 
 
@@ -153,50 +185,32 @@ _ADAPTERS: dict[str, str] = {
 }
 
 
-def create_provider(config: ProviderConfig, **kwargs: Any) -> Provider:
-    """Build the adapter for ``config`` (importing only that provider's SDK)."""
+def create_provider(config: ProviderConfig, *, egress: EgressPolicy | None = None) -> Provider:
+    """Build the adapter for ``config`` (importing only that provider's SDK).
+
+    With ``egress`` (the HTTP service) the adapter connects only where the policy allows, follows no
+    redirects and reads nothing from the process environment (keys, hosts, cloud credentials, proxies).
+    """
     module_name, _, class_name = _ADAPTERS[config.profile.family].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    provider: Provider = cls(config, **kwargs)
+    provider: Provider = cls(config, egress=egress)
     return provider
 
 
 # --------------------------------------------------------------------------- shared adapters
 
 
-# id(config) -> (a weak reference to it, its fields as they were, digest of its resolved key, its adapter key).
-# Kept beside the configs, not on them: a private attribute would take part in pydantic's ``==``.
-_KEY_MEMO: dict[int, tuple[weakref.ref[ProviderConfig], dict[str, Any], bytes, str]] = {}
-
-
-def _config_key(config: ProviderConfig) -> str:
-    """A digest of everything that shapes an adapter (the key included, so a rotated key gets a new
-    client). Only the digest is kept: the secrets never become a dict key that a repr or log could show.
-
-    Remembered per config object with a copy of its fields and a digest of the key it resolves to, and used
-    again while both compare equal (a config reused for every session, as the service and the CLI do, costs
-    one comparison instead of a JSON dump and a hash; a config changed in place, or a rotated key in the
-    environment, gets a new key).
-    """
-    resolved = config.resolve_api_key()
-    key_digest = hashlib.sha256((resolved or "").encode()).digest()
-    memo = _KEY_MEMO.get(id(config))
-    if memo is not None and memo[0]() is config and memo[2] == key_digest and memo[1] == config.__dict__:
-        return memo[3]
-    data = config.model_dump(mode="json", exclude={"api_key"})
-    data["resolved_api_key"] = resolved
+def adapter_key(config: ProviderConfig, egress: EgressPolicy | None = None) -> str:
+    """A digest of everything that shapes an adapter: the config's fields, the key it resolves to (so a
+    rotated key gets a new client) and the egress policy. Only the digest is kept, so the secrets never
+    become a dict key that a repr or log could show."""
+    data = config.model_dump(mode="json", exclude={"api_key", "extra_headers"})
+    data["resolved_api_key"] = config.resolve_api_key(environment=egress is None)
+    data["extra_headers"] = config.header_values()
+    if egress is not None:
+        data["egress"] = [egress.allow_private_networks, sorted(egress.allowed_hosts)]
     text = json.dumps(data, sort_keys=True, default=repr)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    ident = id(config)
-    ref = weakref.ref(config, lambda _ref: _forget_key(ident, _ref))
-    _KEY_MEMO[ident] = (ref, copy.deepcopy(config.__dict__), key_digest, digest)
-    return digest
-
-
-def _forget_key(ident: int, ref: weakref.ref[ProviderConfig]) -> None:
-    memo = _KEY_MEMO.get(ident)
-    if memo is not None and memo[0] is ref:  # not a newer config that reused the id
-        del _KEY_MEMO[ident]
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class _SharedAdapters:
@@ -239,9 +253,10 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def shared_provider(config: ProviderConfig) -> tuple[Provider, bool]:
-    """The adapter for ``config``, shared by every caller in this event loop: one SDK client and one
-    connection pool instead of a client built (and a TCP connection opened) per session.
+async def shared_provider(config: ProviderConfig, *, egress: EgressPolicy | None = None) -> tuple[Provider, bool]:
+    """The adapter for ``config`` (and ``egress``, see :func:`create_provider`), shared by every caller in
+    this event loop: one SDK client and one connection pool instead of a client built (and a TCP connection
+    opened) per session.
 
     Returns ``(adapter, shared)``. A shared adapter must not be closed by the caller; it is closed when the
     event loop shuts down or by :func:`close_shared_providers`. Outside asyncio the adapter is new and
@@ -249,8 +264,8 @@ async def shared_provider(config: ProviderConfig) -> tuple[Provider, bool]:
     """
     loop = _running_loop()
     if loop is None:
-        return create_provider(config), False
-    key = _config_key(config)
+        return create_provider(config, egress=egress), False
+    key = adapter_key(config, egress)
     pool = _SHARED.get(loop)
     if pool is not None and (found := pool.adapters.get(key)) is not None:
         return found, True
@@ -259,7 +274,7 @@ async def shared_provider(config: ProviderConfig) -> tuple[Provider, bool]:
         await pool.start()
     adapter = pool.adapters.get(key)
     if adapter is None:
-        adapter = pool.adapters[key] = create_provider(config)
+        adapter = pool.adapters[key] = create_provider(config, egress=egress)
     return adapter, True
 
 

@@ -55,6 +55,22 @@ class ConfigError(RoutekitError, ValueError):
     """A provider configuration is unusable: unknown provider, missing key, malformed option."""
 
 
+class EgressDenied(ConfigError):
+    """The service's egress policy forbids this destination (see :mod:`providers.egress`); nothing was sent."""
+
+
+def unsent_cause(exc: BaseException) -> EgressDenied | None:
+    """The :class:`EgressDenied` somewhere in ``exc``'s cause chain (SDKs and transports wrap it), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, EgressDenied):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class ToolSchemaError(RoutekitError, ValueError):
     """A tool's input schema cannot be expressed for a provider. Raised at translation time."""
 
@@ -148,6 +164,13 @@ class Overloaded(ProviderError):
 class Unavailable(ProviderError):
     retryable = True
     hint = "The provider or endpoint is unavailable (server error or connection failure); retry later."
+
+
+class RequestNotSent(ProviderError):
+    """The request was refused before it left routekit (the service's egress policy); nothing reached the
+    provider, so it says nothing about the endpoint's health and costs nothing."""
+
+    hint = "Nothing was sent to the provider."
 
 
 class BadRequest(ProviderError):

@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from google import genai
 from google.genai import errors as genai_errors
@@ -44,12 +44,14 @@ from providers.errors import (
     ConfigError,
     ModelNotFound,
     ProviderError,
+    RequestNotSent,
     StreamInterrupted,
     Timeout,
     ToolSchemaError,
     Unavailable,
     error_for_status,
     parse_retry_after,
+    unsent_cause,
 )
 from providers.history import GEMINI_SKIP_SIGNATURE, normalize_history
 from providers.schema import CompiledToolset, compile_tools
@@ -82,6 +84,9 @@ from providers.types import (
     UsageReport,
 )
 
+if TYPE_CHECKING:
+    from providers.egress import EgressPolicy
+
 # Default API version for the Developer API. google-genai 3.x defaults to "v1", but the features this
 # adapter relies on reached the Developer API through v1beta first and v1 has rejected fields it did
 # not know yet with "Invalid JSON payload received. Unknown name ..." (python-genai#1398: v1 refused
@@ -89,6 +94,9 @@ from providers.types import (
 # examples for function calling, thought signatures, parametersJsonSchema and FunctionResponse.parts
 # use /v1beta/. options.api_version overrides it. Vertex keeps the SDK's own default (v1beta1).
 DEFAULT_API_VERSION = "v1beta"
+# The SDK's default endpoints (google-genai _api_client.py), given explicitly under an egress policy.
+_GEMINI_URL = "https://generativelanguage.googleapis.com/"
+_VERTEX_EXPRESS_URL = "https://aiplatform.googleapis.com/"
 
 # Documented placeholder for a model-turn functionCall whose thought signature we do not have (history
 # written by another provider or an older model): Gemini 3 accepts it instead of a real signature
@@ -366,12 +374,14 @@ class _Prepared:
 class GeminiProvider:
     """routekit adapter for Gemini (Developer API with profile ``gemini``, Vertex AI with ``vertex``)."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
         self.config = config
         self.name = config.provider
         self.profile = config.profile
         self._secrets = config.secrets()
         self._vertex = self.profile.name == "vertex"
+        self._egress = egress
+        self._session: Any = None  # the guarded aiohttp session under an egress policy (closed by aclose)
         form = config.options.get("schema_form")
         if form not in (None, "json_schema", "openapi"):
             raise ConfigError(
@@ -386,13 +396,20 @@ class GeminiProvider:
 
     def _client_args(self) -> dict[str, Any]:
         options = self.config.options
+        ambient = self._egress is None  # the service never uses its own environment or cloud credentials
         if not self._vertex:
-            return {"vertexai": False, "api_key": self.config.resolve_api_key()}
+            return {"vertexai": False, "api_key": self.config.resolve_api_key(environment=ambient)}
         project, location = options.get("project"), options.get("location")
         if project or location:
+            if not ambient:
+                raise ConfigError(
+                    f"{self.profile.display_name} with options.project/location authenticates with the machine's "
+                    "application default credentials, which the service never lends to a user: give the config "
+                    "an express-mode API key instead"
+                )
             # Project mode authenticates with application default credentials, not a key.
             return {"vertexai": True, "project": project, "location": location}
-        key = self.config.resolve_api_key()
+        key = self.config.resolve_api_key(environment=ambient)
         if not key:
             raise ConfigError(
                 f"no credentials for {self.profile.display_name}: set options.project and options.location "
@@ -402,14 +419,28 @@ class GeminiProvider:
 
     def _http_options(self) -> types.HttpOptions:
         version = self.config.options.get("api_version") or (None if self._vertex else DEFAULT_API_VERSION)
+        base_url = self.config.base_url
+        # Passed by the SDK to every aiohttp request (replacing the session's own middlewares); ignored
+        # (filtered out) for httpx clients.
+        middlewares: tuple[Any, ...] = (_track_responses,)
+        session = None
+        if self._egress is not None:
+            from providers._http import shared_ssl_context
+            from providers.egress import egress_middleware, guarded_session
+
+            # Explicit, or the SDK would take GOOGLE_GEMINI_BASE_URL / GOOGLE_VERTEX_BASE_URL from the environment.
+            base_url = base_url or (_VERTEX_EXPRESS_URL if self._vertex else _GEMINI_URL)
+            what = f"{self.profile.display_name} endpoint"
+            session = self._session = guarded_session(self._egress, what=what, ssl=shared_ssl_context())
+            middlewares = (egress_middleware(self._egress, what=what), _track_responses)
         return types.HttpOptions(
-            base_url=self.config.base_url,
+            base_url=base_url,
             api_version=version,
-            headers=dict(self.config.extra_headers) or None,
+            headers=self.config.header_values() or None,
             timeout=int(self.config.timeout * 1000),  # milliseconds; also sent as X-Server-Timeout
             retry_options=types.HttpRetryOptions(attempts=1),
-            # Passed by the SDK to every aiohttp request; ignored (filtered out) for httpx clients.
-            async_client_args={"middlewares": (_track_responses,)},
+            async_client_args={"middlewares": middlewares},
+            aiohttp_client=session,
         )
 
     # ------------------------------------------------------------------ request mapping
@@ -670,6 +701,9 @@ class GeminiProvider:
             await self._client.aio.aclose()
         with contextlib.suppress(Exception):
             self._client.close()
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()
 
     # ------------------------------------------------------------------ errors
 
@@ -686,6 +720,8 @@ class GeminiProvider:
         common: dict[str, Any] = {"provider": self.name, "model": model, "partial": partial, "secrets": self._secrets}
         if isinstance(exc, ProviderError):
             return exc
+        if (denied := unsent_cause(exc)) is not None:
+            return RequestNotSent(str(denied), **common)
         if isinstance(exc, genai_errors.APIError):
             return await self._api_error(exc, model, generating=generating, common=common)
         if isinstance(exc, _TIMEOUT_ERRORS):

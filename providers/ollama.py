@@ -33,7 +33,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,7 +43,7 @@ import ollama
 from ollama import AsyncClient, ChatResponse, ListResponse
 from pydantic import ValidationError
 
-from providers._http import http_transport_choice, shared_ssl_context
+from providers._http import egress_session_factory, http_transport_choice, shared_ssl_context
 from providers.base import ProviderConfig
 from providers.errors import (
     BadRequest,
@@ -51,12 +51,14 @@ from providers.errors import (
     ContextTooLong,
     ModelNotFound,
     ProviderError,
+    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
+    unsent_cause,
 )
 from providers.history import normalize_history
 from providers.schema import CompiledToolset, compile_tools
@@ -86,6 +88,9 @@ from providers.types import (
     UsageReport,
 )
 
+if TYPE_CHECKING:
+    from providers.egress import EgressPolicy
+
 _DEFAULT_MAX_CONNECTIONS = 100  # httpx's default pool size
 _KEEPALIVE_CONNECTIONS = 20  # httpx's default: idle connections kept (each is checked on every request)
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104 - compared, not bound
@@ -105,23 +110,31 @@ _SDK_ERRORS = (
 )
 
 
+async def _drop_authorization(request: httpx.Request) -> None:
+    """httpx request hook: no Authorization header but the user's (see OllamaProvider under egress)."""
+    request.headers.pop("authorization", None)
+
+
 class OllamaProvider:
     """routekit's adapter for a local or hosted Ollama server."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
         self.name = config.provider
         self.config = config
         self.profile = config.profile
-        self._host = config.base_url or os.environ.get("OLLAMA_HOST") or self.profile.default_base_url or ""
-        key = config.resolve_api_key()
+        ambient = egress is None  # the service never uses its own environment (OLLAMA_HOST, OLLAMA_API_KEY)
+        from_environment = os.environ.get("OLLAMA_HOST") if ambient else None
+        self._host = config.base_url or from_environment or self.profile.default_base_url or ""
+        key = config.resolve_api_key(environment=ambient)
         if key is None and _is_hosted(self._host):
             raise ConfigError(
                 f"no API key for hosted Ollama at {self._host}: set the environment variable "
                 f"{config.key_env_var or 'OLLAMA_API_KEY'} or give the config an api_key."
             )
-        headers = dict(config.extra_headers)
+        headers = config.header_values()
         if key and not any(name.lower() == "authorization" for name in headers):
             headers["Authorization"] = f"Bearer {key}"
+        authorized = any(name.lower() == "authorization" for name in headers)
         # The SDK never retries; httpx's transport does not either (retries=0), so each call is one attempt.
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         # Requests in flight at once (``options["max_connections"]``, default httpx's 100). They wait for a
@@ -132,10 +145,16 @@ class OllamaProvider:
         self._slots: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
         limits = httpx.Limits(max_connections=self._max_in_flight, max_keepalive_connections=_KEEPALIVE_CONNECTIONS)
         transport: dict[str, Any] = {}
-        if http_transport_choice(config) == "aiohttp":
+        if http_transport_choice(config, egress) == "aiohttp":
             from httpx_aiohttp import AiohttpTransport
 
-            transport["transport"] = AiohttpTransport(verify=shared_ssl_context(), limits=limits)
+            if egress is not None:
+                transport["transport"] = AiohttpTransport(client=egress_session_factory(config, egress))
+                transport["follow_redirects"] = False
+                if not authorized:  # the SDK adds OLLAMA_API_KEY from the environment when we send none
+                    transport["event_hooks"] = {"request": [_drop_authorization]}
+            else:
+                transport["transport"] = AiohttpTransport(verify=shared_ssl_context(), limits=limits)
         self._client = AsyncClient(
             host=self._host or None, headers=headers, timeout=timeout, limits=limits, **transport
         )
@@ -459,6 +478,8 @@ class OllamaProvider:
         ``started``: at least one stream line had arrived (a transport error then interrupts the stream).
         """
         common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
+        if (denied := unsent_cause(exc)) is not None:
+            return RequestNotSent(str(denied), **common)
         if isinstance(exc, ollama.ResponseError):
             return await self._map_response_error(exc, common, fetch_models=fetch_models)
         underneath = _aiohttp_cause(exc)

@@ -21,7 +21,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
@@ -29,7 +29,7 @@ import openai
 from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
-from providers._http import sdk_http_client
+from providers._http import omit_environment_headers, sdk_http_client
 from providers._wire import WireView, json_object, request_body
 from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
@@ -38,6 +38,7 @@ from providers.errors import (
     ModelNotFound,
     ProviderError,
     RateLimited,
+    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
@@ -45,6 +46,7 @@ from providers.errors import (
     looks_like_context_overflow,
     parse_retry_after,
     scrub,
+    unsent_cause,
 )
 from providers.history import normalize_history
 from providers.schema import CompiledToolset, compile_tools
@@ -74,6 +76,9 @@ from providers.types import (
     Usage,
     UsageReport,
 )
+
+if TYPE_CHECKING:
+    from providers.egress import EgressPolicy
 
 # --------------------------------------------------------------------------- rules as data
 
@@ -122,11 +127,12 @@ class OpenAIProvider:
     ``"httpx"``).
     """
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
         self.config = config
         self.name = config.provider
         self.profile = config.profile
-        key = config.resolve_api_key()  # ConfigError naming the env var when a required key is missing
+        # ConfigError naming the env var when a required key is missing; under egress, never from the environment.
+        key = config.resolve_api_key(environment=egress is None)
         self._secrets = config.secrets()
         self._max_tokens_field = (
             "max_completion_tokens" if self.name in _MAX_COMPLETION_TOKENS_PRESETS else "max_tokens"
@@ -134,13 +140,16 @@ class OpenAIProvider:
         self._tool_cache: tuple[list[ToolSpec], bool | None, CompiledToolset] | None = None
         base_url = config.base_url or self.profile.default_base_url
         timeout = openai.Timeout(config.timeout, connect=config.connect_timeout)
-        headers: dict[str, Any] = dict(config.extra_headers)
-        if self.name != "openai":
+        headers: dict[str, Any] = config.header_values()
+        if self.name != "openai" or egress is not None:
             # The SDK reads OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment for every endpoint;
-            # those identifiers are OpenAI's business, not a third-party endpoint's.
+            # those identifiers are OpenAI's business, not a third-party endpoint's, and in the service they
+            # are the operator's, not the user's.
             for option, header in (("organization", "OpenAI-Organization"), ("project", "OpenAI-Project")):
                 if not config.options.get(option):
                     headers[header] = openai.Omit()
+        if egress is not None:  # and OPENAI_CUSTOM_HEADERS: the operator's headers, not the user's
+            omit_environment_headers(headers, "OPENAI_CUSTOM_HEADERS", openai.Omit())
         self._client: openai.AsyncOpenAI
         if self.name == "azure":
             if not base_url:
@@ -155,7 +164,7 @@ class OpenAIProvider:
                 timeout=timeout,
                 max_retries=0,
                 default_headers=headers or None,
-                http_client=sdk_http_client(config, openai),
+                http_client=sdk_http_client(config, openai, egress),
             )
         else:
             if not base_url:
@@ -171,7 +180,7 @@ class OpenAIProvider:
                 timeout=timeout,
                 max_retries=0,
                 default_headers=headers or None,
-                http_client=sdk_http_client(config, openai),
+                http_client=sdk_http_client(config, openai, egress),
             )
 
     def __repr__(self) -> str:
@@ -414,6 +423,8 @@ class OpenAIProvider:
         common: dict[str, Any] = {"provider": self.name, "model": model, "partial": partial, "secrets": self._secrets}
         if isinstance(exc, ProviderError):
             return exc
+        if (denied := unsent_cause(exc)) is not None:
+            return RequestNotSent(str(denied), **common)
         if isinstance(exc, openai.APIStatusError):
             return await self._status_error(exc, model, common, lookup_models)
         if isinstance(exc, openai.APITimeoutError):

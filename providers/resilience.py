@@ -37,10 +37,12 @@ Rules (each chosen on purpose):
   ``complete()`` it bounds the whole call (SDK read timeouts are per read, so a trickling server could
   keep a call alive forever); for streams it bounds the wait for the first event only, since a long
   answer may legitimately stream for minutes (the SDK's read timeout guards stalls after that).
-* **Circuit breaker per endpoint** (provider name + base URL, shared by every :class:`ResilientModel`
-  given the same :class:`Breakers`): it counts consecutive endpoint failures (unavailable, overloaded,
-  timeout, broken stream) — not rate limits (a quota of one key, with its own retry-after) and not
-  client errors (the endpoint answered). When open, calls fail fast with ``Unavailable`` naming the
+* **Circuit breaker per endpoint and credential** (provider name + base URL + a digest of the configured
+  key and header values, shared by every :class:`ResilientModel` given the same :class:`Breakers`; the
+  service keeps one :class:`Breakers` per user): it counts consecutive endpoint failures (unavailable,
+  overloaded, timeout, broken stream) — not rate limits (a quota of one key, with its own retry-after),
+  not client errors (the endpoint answered) and not requests that never left (``RequestNotSent``: the
+  egress policy refused them). When open, calls fail fast with ``Unavailable`` naming the
   endpoint and when it will be tried again; after ``reset_timeout`` one trial request is let through
   (half-open): success closes the breaker, failure opens it again.
 * **Cancellation** (anyio cancel scopes, task cancellation) propagates at once and is never retried;
@@ -52,6 +54,7 @@ masks a cancellation.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -72,6 +75,7 @@ from providers.errors import (
     PermissionDenied,
     ProviderError,
     RateLimited,
+    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
@@ -257,6 +261,8 @@ class CircuitBreaker:
         """Account for an attempt that ended with ``error`` (``None``: success)."""
         if error is None:
             self.record_success()
+        elif isinstance(error, RequestNotSent):
+            self.release()  # nothing reached the endpoint: no verdict on it
         elif isinstance(error, ProviderError) and _counts_against_endpoint(error):
             self.record_failure()
         elif isinstance(error, ProviderError):
@@ -265,8 +271,19 @@ class CircuitBreaker:
             self.release()
 
 
+def _credential_digest(provider: Provider) -> str:
+    """Which credential a provider's requests carry (its configured key, key variable and header values),
+    as a short digest: breakers are kept per endpoint *and* credential, so one user's failing key or
+    misconfigured headers never trip the breaker of another user's calls to the same endpoint."""
+    config = provider.config
+    key = config.api_key.get_secret_value() if config.api_key is not None else ""
+    headers = sorted(config.header_values().items())
+    text = "\0".join([key, config.api_key_env or "", *(f"{name}:{value}" for name, value in headers)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class Breakers:
-    """The circuit breakers of a process, one per endpoint; share one instance between models."""
+    """The circuit breakers of a process, one per endpoint and credential; share one instance between models."""
 
     def __init__(
         self, *, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic
@@ -275,11 +292,12 @@ class Breakers:
         self._breakers: dict[str, CircuitBreaker] = {}
 
     def for_provider(self, provider: Provider) -> CircuitBreaker:
-        key = endpoint_key(provider)
+        endpoint = endpoint_key(provider)
+        key = f"{endpoint}#{_credential_digest(provider)}"
         breaker = self._breakers.get(key)
         if breaker is None:
             threshold, reset, clock = self._settings
-            breaker = CircuitBreaker(key, failure_threshold=threshold, reset_timeout=reset, clock=clock)
+            breaker = CircuitBreaker(endpoint, failure_threshold=threshold, reset_timeout=reset, clock=clock)
             self._breakers[key] = breaker
         return breaker
 
@@ -391,7 +409,9 @@ class _Clock:
         usage, request_id = self.usage, None
         if response is not None:
             usage, request_id = response.usage, response.request_id
-        if isinstance(error, ProviderError):
+        if isinstance(error, RequestNotSent):
+            usage = _NOTHING_SENT
+        elif isinstance(error, ProviderError):
             usage, request_id = error.partial_usage or usage, error.request_id
         return Attempt(
             provider=self.target.provider.name,
@@ -409,6 +429,10 @@ class _Clock:
             usage=usage,
             request_id=request_id,
         )
+
+
+# The usage of a request refused before it was sent: known, and zero.
+_NOTHING_SENT = Usage(input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0)
 
 
 def _detail(error: BaseException | None) -> str | None:

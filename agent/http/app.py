@@ -24,7 +24,7 @@ from agent.http.deps import ServiceState
 from agent.http.hubs import HubPool
 from agent.http.limits import BodySizeLimit, RateLimiter, RunSlots, TooManyRequests
 from agent.http.settings import ServiceSettings
-from agent.http.ssrf import UnsafeUrl
+from agent.http.ssrf import UnsafeUrl, egress_policy
 from providers.errors import ConfigError
 from storage import Store
 from storage.errors import NotFound
@@ -124,6 +124,7 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
         limiter=RateLimiter(settings.requests_per_minute),
         runs=RunSlots(settings.max_concurrent_runs),
         hubs=hubs,
+        egress=egress_policy(settings),
     )
     _install_error_handlers(app)
     for module in (routes_config, routes_mcp, routes_sessions, runs, routes_usage, routes_admin):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from agent.http.hubs import HubPool
 from agent.http.limits import RateLimiter, RunSlots
 from agent.http.settings import ServiceSettings
+from providers.egress import EgressPolicy
+from providers.resilience import Breakers
 from storage import Store, User
 
 
@@ -23,8 +26,19 @@ class ServiceState:
     limiter: RateLimiter
     runs: RunSlots
     hubs: HubPool
+    egress: EgressPolicy  # where users' provider and MCP traffic may go (agent.http.ssrf)
     # Live runs by session id (whatever the runtime integration keeps there, e.g. pending approvals).
     live: dict[str, Any] = field(default_factory=dict)
+    # Circuit breakers per user (and, within a user, per endpoint and credential): no tenant's failures,
+    # whatever their cause, fail another tenant's calls. The least recently used users' go first.
+    tenant_breakers: OrderedDict[str, Breakers] = field(default_factory=OrderedDict)
+
+    def breakers_for(self, user_id: str, *, keep: int = 10_000) -> Breakers:
+        breakers = self.tenant_breakers.pop(user_id, None) or Breakers()
+        self.tenant_breakers[user_id] = breakers
+        while len(self.tenant_breakers) > keep:
+            self.tenant_breakers.popitem(last=False)
+        return breakers
 
 
 def state_of(request: Request) -> ServiceState:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -23,16 +23,20 @@ import anyio.abc
 
 from mcp_bridge.config import McpConfig
 from mcp_bridge.hub import McpHub
+from providers.egress import EgressPolicy
 
 _log = logging.getLogger("agent.http")
 
 
-def config_key(user_id: str, config: McpConfig) -> str:
-    """Who and what: the user, and a digest of every resolved server config (secrets included)."""
+def config_key(user_id: str, config: McpConfig, egress: Mapping[str, EgressPolicy] | None = None) -> str:
+    """Who and what: the user, a digest of every resolved server config (secrets included) and which servers
+    are held to an egress policy."""
     data = {name: server.model_dump(mode="json") for name, server in sorted(config.servers.items())}
     for name, server in config.servers.items():
         data[name]["env"] = server.env_values()
         data[name]["headers"] = server.header_values()
+        policy = (egress or {}).get(name)
+        data[name]["egress"] = None if policy is None else [policy.allow_private_networks, sorted(policy.allowed_hosts)]
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return f"{user_id}:{digest}"
 
@@ -78,13 +82,16 @@ class HubPool:
                 tg.cancel_scope.cancel()
 
     @asynccontextmanager
-    async def lease(self, user_id: str, config: McpConfig) -> AsyncIterator[McpHub | None]:
-        """A hub for this run (None when the pool is not running: the run then opens its own)."""
+    async def lease(
+        self, user_id: str, config: McpConfig, *, egress: Mapping[str, EgressPolicy] | None = None
+    ) -> AsyncIterator[McpHub | None]:
+        """A hub for this run (None when the pool is not running: the run then opens its own). ``egress``:
+        the servers whose connections are held to a policy (see :class:`~mcp_bridge.hub.McpHub`)."""
         if self._tg is None:
             yield None
             return
-        key = config_key(user_id, config)
-        pooled = self._take(key) or await self._open(key, user_id, config)
+        key = config_key(user_id, config, egress)
+        pooled = self._take(key) or await self._open(key, user_id, config, egress)
         keep = False
         try:
             yield pooled.hub
@@ -116,11 +123,14 @@ class HubPool:
             pooled.close.set()
         return None
 
-    async def _open(self, key: str, user_id: str, config: McpConfig) -> _Pooled:
+    async def _open(
+        self, key: str, user_id: str, config: McpConfig, egress: Mapping[str, EgressPolicy] | None
+    ) -> _Pooled:
         from agent.session import SamplingRouter
 
         router = SamplingRouter()
-        pooled = _Pooled(key, user_id, McpHub(config, sampling=router, elicitation=router.elicit))
+        hub = McpHub(config, sampling=router, elicitation=router.elicit, egress=egress)
+        pooled = _Pooled(key, user_id, hub)
         ready = anyio.Event()
         failure: list[BaseException] = []
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent.http.deps import CurrentUser, State
-from agent.http.ssrf import check_url
+from agent.http.ssrf import check_provider_config
 from providers.base import ProviderConfig, create_provider
 from providers.errors import ConfigError, ProviderError, scrub
 from providers.profiles import PROFILES
@@ -110,12 +110,18 @@ async def list_configs(user: CurrentUser, state: State) -> list[LlmConfigOut]:
 async def create_config(body: LlmConfigIn, user: CurrentUser, state: State) -> LlmConfigOut:
     if body.provider not in PROFILES:
         raise HTTPException(400, f"unknown provider {body.provider!r}; GET /api/providers lists the valid names")
-    if body.base_url is not None:
-        await check_url(body.base_url, state.settings, what="base_url")
-    try:  # validate the shape (URL scheme, options) before storing anything
-        ProviderConfig(provider=body.provider, base_url=body.base_url, default_model=body.default_model)
+    try:  # validate the shape (URL scheme, headers) before storing anything
+        config = ProviderConfig(
+            provider=body.provider,
+            api_key=body.api_key,
+            base_url=body.base_url,
+            default_model=body.default_model,
+            extra_headers=body.extra_headers,
+            options=body.options,
+        )
     except ValueError as exc:
         raise HTTPException(400, _first_error(exc)) from None
+    await _usable(config, state)
     record = await state.store.provider_configs.create(
         user.id,
         body.provider,
@@ -150,7 +156,19 @@ async def update_config(config_id: str, body: LlmConfigUpdate, user: CurrentUser
                 current = None  # undecryptable: whatever was not re-entered is gone anyway
             if current is not None:
                 key = key if key is not None else current.api_key
-                headers = headers if headers is not None else dict(current.extra_headers)
+                headers = headers if headers is not None else current.header_values()
+        try:
+            updated = ProviderConfig(
+                provider=record.provider,
+                api_key=key,
+                base_url=record.base_url,
+                default_model=record.default_model,
+                extra_headers=headers or {},
+                options=record.options,
+            )
+        except ValueError as exc:
+            raise HTTPException(400, _first_error(exc)) from None
+        await _usable(updated, state)
         record = await configs.update_secrets(user.id, config_id, api_key=key, extra_headers=headers)
     if body.default:
         await configs.set_default(user.id, config_id)
@@ -168,8 +186,9 @@ async def delete_config(config_id: str, user: CurrentUser, state: State) -> Resp
 @router.post("/api/user/llm-config/{config_id}/test", response_model=CheckOut, summary="Check a key (no tokens spent)")
 async def test_config(config_id: str, user: CurrentUser, state: State) -> CheckOut:
     config = await _resolve(state, user.id, config_id)
+    await check_provider_config(config, state.egress)  # checked at use too: the operator's policy may have changed
     try:
-        provider = create_provider(config)
+        provider = create_provider(config, egress=state.egress)
     except ConfigError as exc:
         return CheckOut(ok=False, provider=config.provider, detail=scrub(str(exc), config.secrets()))
     try:
@@ -221,8 +240,9 @@ async def list_models(provider: str, user: CurrentUser, state: State, config_id:
             raise HTTPException(404, f"no stored {provider} config: add one with POST /api/user/llm-config")
         record = found
     config = await _resolve(state, user.id, record.id)
+    await check_provider_config(config, state.egress)
     try:
-        client = create_provider(config)
+        client = create_provider(config, egress=state.egress)
     except ConfigError as exc:
         raise HTTPException(409, scrub(str(exc), config.secrets())) from None
     try:
@@ -232,6 +252,18 @@ async def list_models(provider: str, user: CurrentUser, state: State, config_id:
     finally:
         await client.aclose()
     return [ModelOut.model_validate(m.model_dump()) for m in models]
+
+
+async def _usable(config: ProviderConfig, state: State) -> None:
+    """400 unless the service could use ``config`` for this user: its effective URL passes the egress policy,
+    and the adapter can be built with it under that policy (a key where the provider needs one, since the
+    service never lends its own; options the adapter accepts)."""
+    await check_provider_config(config, state.egress)
+    try:
+        adapter = create_provider(config, egress=state.egress)
+    except ConfigError as exc:
+        raise HTTPException(400, scrub(str(exc), config.secrets())) from None
+    await adapter.aclose()
 
 
 async def _resolve(state: State, user_id: str, config_id: str) -> ProviderConfig:

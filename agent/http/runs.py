@@ -27,9 +27,10 @@ from agent.approval import ApprovalDecision, ApprovalPolicy, ApprovalRequest, Ap
 from agent.events import event_to_dict
 from agent.http.deps import CurrentUser, ServiceState, State
 from agent.http.routes_sessions import owned_session
-from agent.http.ssrf import check_url
+from agent.http.ssrf import check_provider_config, check_url
 from agent.limits import Limits
 from mcp_bridge.config import McpConfig, McpConfigError, ServerConfig, parse_server
+from providers.egress import EgressPolicy
 from providers.errors import ConfigError, RoutekitError, scrub
 from storage import SessionRecord, User
 
@@ -147,8 +148,9 @@ class _EventStream(Response):
         await emit(_sse("run_started", {"session_id": record.id, "model": self.message.model or record.model}))
         async with contextlib.AsyncExitStack() as stack:
             try:
-                mcp = await _mcp_config(state, self.user.id, record)
-                hub = await stack.enter_async_context(state.hubs.lease(self.user.id, mcp)) if mcp else None
+                mcp, guarded = await _mcp_config(state, self.user.id, record)
+                lease = state.hubs.lease(self.user.id, mcp, egress=guarded) if mcp else None
+                hub = await stack.enter_async_context(lease) if lease is not None else None
                 session = await Session.open(
                     store=state.store,
                     user=self.user.id,
@@ -157,6 +159,9 @@ class _EventStream(Response):
                     hub=hub,
                     approval=live.policy(state.settings.approval_timeout),
                     limits=Limits(),
+                    egress=state.egress,
+                    mcp_egress=guarded,
+                    breakers=state.breakers_for(self.user.id),
                 )
             except (RoutekitError, ValueError) as exc:
                 await emit(_sse("error", {"type": "error", "error": str(exc), "kind": type(exc).__name__}))
@@ -181,11 +186,16 @@ class _EventStream(Response):
             await session.aclose()
 
 
-async def _mcp_config(state: ServiceState, user_id: str, record: SessionRecord) -> McpConfig | None:
-    """The session's MCP servers with their secrets; users' remote URLs are checked for SSRF again."""
+async def _mcp_config(
+    state: ServiceState, user_id: str, record: SessionRecord
+) -> tuple[McpConfig | None, dict[str, EgressPolicy]]:
+    """The session's MCP servers with their secrets, and the egress policy of each of the user's own servers
+    (their URLs are checked again here, and their connections are held to the policy; the admin's catalogue
+    servers are the operator's and are not)."""
     names: list[str] = list(record.metadata.get("mcp_servers", []))
     if not names:
-        return None
+        return None, {}
+    guarded: dict[str, EgressPolicy] = {}
     servers: dict[str, ServerConfig] = {}
     mine = {s.name for s in await state.store.mcp_servers.list(user_id, include_global=False)}
     for name in names:
@@ -204,8 +214,9 @@ async def _mcp_config(state: ServiceState, user_id: str, record: SessionRecord) 
                 raise ConfigError(f"MCP server {name!r}: users may not run stdio servers")
             assert server.url is not None
             await check_url(server.url, state.settings, what=f"MCP server {name!r}")
+            guarded[name] = state.egress
         servers[name] = server
-    return McpConfig(servers=servers)
+    return McpConfig(servers=servers), guarded
 
 
 @router.post(
@@ -220,10 +231,12 @@ async def post_message(session_id: str, body: MessageIn, user: CurrentUser, stat
         raise HTTPException(409, "this session is already running; wait for its stream to end")
     if record.provider_config_id is None:
         raise HTTPException(409, "this session has no provider config; create a new session")
-    try:  # a broken key is a clean 409 here rather than an error event later
-        await state.store.provider_configs.resolve(user.id, record.provider_config_id)
+    try:  # a broken or missing key is a clean 409 here rather than an error event later
+        config = await state.store.provider_configs.resolve(user.id, record.provider_config_id)
+        config.resolve_api_key(environment=False)
     except ConfigError as exc:
         raise HTTPException(409, str(exc)) from None
+    await check_provider_config(config, state.egress)  # 400: the operator's policy is checked at every use
     state.runs.acquire(user.id)  # 429 when the user already runs the maximum
     return _EventStream(state, user, record, body)
 

@@ -17,7 +17,7 @@ import pytest
 
 from agent import Limits, Session
 from mcp_bridge import McpHub
-from providers.base import _config_key, close_shared_providers, shared_provider
+from providers.base import adapter_key, close_shared_providers, shared_provider
 from storage import SQLStore, open_store
 from tests.fakes.base import FakeProviderServer, FakeTurn
 from tests.providers.conftest import TEST_KEYS, config_for
@@ -56,14 +56,14 @@ def test_the_cache_key_is_a_digest_without_the_secret() -> None:
     key = TEST_KEYS["anthropic"]
     assert key is not None
     config = ProviderConfig(provider="anthropic", api_key=key, base_url="http://127.0.0.1:1")
-    digest = _config_key(config)
+    digest = adapter_key(config)
     assert key not in digest
     assert len(digest) == 64
     rotated = ProviderConfig(provider="anthropic", api_key=key + "2", base_url="http://127.0.0.1:1")
-    assert _config_key(rotated) != digest
+    assert adapter_key(rotated) != digest
 
 
-def test_the_cache_key_is_remembered_only_while_the_config_and_its_key_stay_the_same(
+def test_the_cache_key_follows_the_config_and_its_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from providers.base import ProviderConfig
@@ -72,38 +72,35 @@ def test_the_cache_key_is_remembered_only_while_the_config_and_its_key_stay_the_
     config = ProviderConfig(
         provider="openai", api_key_env="ROUTEKIT_TEST_KEY", base_url="http://127.0.0.1:1", options={"a": {"b": 1}}
     )
-    first = _config_key(config)
-    assert _config_key(config) == first
+    first = adapter_key(config)
+    assert adapter_key(config) == first
 
-    def fresh_key() -> str:  # what the key is without the memo
-        return _config_key(ProviderConfig.model_validate(config.model_dump()))
+    def fresh_key() -> str:  # the key of an equal config built anew
+        return adapter_key(ProviderConfig.model_validate(config.model_dump()))
 
     config.options["a"]["b"] = 2  # a nested option changed in place
-    assert _config_key(config) != first
-    assert _config_key(config) == fresh_key()
+    assert adapter_key(config) != first
+    assert adapter_key(config) == fresh_key()
     config.timeout = 9.0  # a field changed in place
-    assert _config_key(config) == fresh_key()
-    changed = _config_key(config)
+    assert adapter_key(config) == fresh_key()
+    changed = adapter_key(config)
     monkeypatch.setenv("ROUTEKIT_TEST_KEY", "sk-rotated")  # the key in the environment rotated
-    assert _config_key(config) != changed
-    assert _config_key(config) == fresh_key()
+    assert adapter_key(config) != changed
+    assert adapter_key(config) == fresh_key()
     assert "sk-rotated" not in repr(config)
 
 
-def test_remembering_the_cache_key_leaves_configs_equal_and_is_dropped_with_the_config() -> None:
-    import gc
-
-    from providers.base import _KEY_MEMO, ProviderConfig
+def test_equal_configs_have_one_key_and_stay_equal() -> None:
+    from providers.base import ProviderConfig
 
     first = ProviderConfig(provider="openai", api_key="sk-a", base_url="http://127.0.0.1:1")
     second = ProviderConfig(provider="openai", api_key="sk-a", base_url="http://127.0.0.1:1")
-    assert _config_key(first) == _config_key(second)
-    assert first == second  # pydantic's == compares private attributes: the memo is kept elsewhere
-    idents = {id(first), id(second)}
-    assert idents <= _KEY_MEMO.keys()
-    del first, second
-    gc.collect()
-    assert not idents & _KEY_MEMO.keys()
+    assert adapter_key(first) == adapter_key(second)
+    assert first == second
+    headers = ProviderConfig(
+        provider="openai", api_key="sk-a", base_url="http://127.0.0.1:1", extra_headers={"X-A": "1"}
+    )
+    assert adapter_key(headers) != adapter_key(first)  # header values shape the client, though dumps mask them
 
 
 @pytest.mark.parametrize("family", ["anthropic"])
