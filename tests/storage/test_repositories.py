@@ -51,7 +51,8 @@ async def test_provider_configs_masked_default_and_resolve(store: SQLStore) -> N
 
     config = await store.provider_configs.resolve(user.id, first.id)
     assert config.api_key is not None and config.api_key.get_secret_value() == KEY
-    assert config.extra_headers == {"X-Org": "org-secret-9999"}
+    assert config.header_values() == {"X-Org": "org-secret-9999"}
+    assert "org-secret-9999" not in repr(config.extra_headers)  # a secret like the key
     assert config.default_model == "gpt-4o" and config.label == "work"
     assert KEY not in repr(config)
 
