@@ -800,29 +800,14 @@ class Session:
         )
 
     async def _meter_sampling(self, attempts: list[Attempt]) -> None:
-        from storage.usage import UsageEntry, price_usd
+        from agent.metering import meter
 
         entries = []
         for attempt in attempts:
-            usage = attempt.usage
-            entries.append(
-                UsageEntry(
-                    user_id=self.user_id,
-                    provider=attempt.provider,
-                    model=attempt.model,
-                    usage=usage or Usage(),
-                    status={"ok": "ok", "error": "error", "cancelled": "aborted"}[attempt.outcome],  # type: ignore[arg-type]
-                    session_id=self.session_id,
-                    config_id=self.config_ids.get(attempt.config_label or ""),
-                    attempt=attempt.number,
-                    streamed=False,
-                    latency_ms=attempt.latency * 1000.0,
-                    error_class=attempt.error,
-                    request_id=attempt.request_id,
-                )
-            )
-            if self._run is not None and usage is not None:
-                self._run.tracker.add_usage(usage, price_usd(attempt.provider, attempt.model, usage))
+            entry, cost = meter(attempt, user_id=self.user_id, session_id=self.session_id, config_ids=self.config_ids)
+            entries.append(entry)
+            if self._run is not None and attempt.usage is not None:
+                self._run.tracker.add_usage(attempt.usage, cost)
         if entries:
             with anyio.CancelScope(shield=True):
                 await self.ensure_stored()
