@@ -3,6 +3,11 @@
 Each rule is a line with its reason beside it (the provider's error text, doc or issue), so that the
 next person can see why it exists and delete it when the provider changes. Adapters, the schema
 compiler and the history normalizer read these profiles instead of hard-coding provider names.
+
+Two layers: :class:`Profile` per provider or OpenAI-compatible preset (endpoint, key, naming rules, schema
+target), and :class:`ModelProfile` per model of a provider, from :func:`profile_for` (capabilities and the
+request fields that carry them, by model family; the data and its sources are in
+:mod:`providers._model_families`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ import fnmatch
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from providers.types import ModelInfo
 
 Family = Literal["anthropic", "openai", "gemini", "ollama"]
 SchemaTarget = Literal["anthropic", "openai", "gemini", "ollama"]
@@ -324,8 +332,8 @@ class ModelProfile:
 
 
 def _bare_model_id(model: str) -> str:
-    """The id the family patterns are written for: lower case, without ``models/`` / ``publishers/x/models/``."""
-    return model.rsplit("/models/", 1)[-1].removeprefix("models/").lower()
+    """The id the family patterns are written for: lower case, without a path (``models/``, ``publishers/...``)."""
+    return model.rsplit("/", 1)[-1].lower()
 
 
 @functools.lru_cache(maxsize=4096)  # per (provider, model); bounded: model names can come from any user
@@ -357,3 +365,14 @@ def _assemble(preset: Profile, model: str, family: str, overrides: dict[str, Any
 
     fields: dict[str, Any] = {"strict_schemas": preset.strict_tools, **DEFAULTS[preset.name], **overrides}
     return ModelProfile(provider=preset.name, model=model, family=family, tool_names=preset.tool_names, **fields)
+
+
+def listed_model(info: ModelInfo) -> dict[str, Any]:
+    """A model from a provider's live listing with its profile: the listing's fields, then the profile's. The
+    limits are the listing's where it gives them (Anthropic, Gemini), else the profile's (None: unknown)."""
+    profile = profile_for(info.provider, info.id)
+    entry: dict[str, Any] = {**info.model_dump(), **profile.capabilities()}
+    entry["context_window"] = info.context_window if info.context_window is not None else profile.context_window
+    if info.max_output_tokens is not None:
+        entry["max_output_tokens"] = info.max_output_tokens
+    return entry
