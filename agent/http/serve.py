@@ -177,7 +177,10 @@ async def _serve(db_url: str | None, settings: ServiceSettings, listen: _Listen)
     except (RoutekitError, OSError) as exc:
         raise CommandFailed(f"cannot start: {exc}".splitlines()[0]) from None
     try:
-        digest, created = await anyio.to_thread.run_sync(resolve_admin_token, data_home())
+        try:
+            digest, created = await anyio.to_thread.run_sync(resolve_admin_token, data_home())
+        except OSError as exc:
+            raise CommandFailed(f"cannot start: cannot keep the admin token's digest ({exc})") from None
         settings = replace(settings, admin_token_sha256=digest)
         click.echo(
             f"routekit: serving on http://{listen.shown}:{listen.port}/  (API docs: http://{listen.shown}:{listen.port}/docs)"
