@@ -182,9 +182,8 @@ async def _serve(db_url: str | None, settings: ServiceSettings, listen: _Listen)
         except OSError as exc:
             raise CommandFailed(f"cannot start: cannot keep the admin token's digest ({exc})") from None
         settings = replace(settings, admin_token_sha256=digest)
-        click.echo(
-            f"routekit: serving on http://{listen.shown}:{listen.port}/  (API docs: http://{listen.shown}:{listen.port}/docs)"
-        )
+        origin = f"http://{listen.shown}:{listen.port}"
+        click.echo(f"routekit: serving on {origin}/  (API docs: {origin}/docs)")
         if created is not None:
             click.echo(
                 "routekit: created the admin token (shown only this once; set "
