@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, NoReturn
 import anyio
 import click
 
+from agent.commands._common import FiniteFloat, RoutekitGroup, error_text, remember_json
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_PROVIDER = 3
@@ -34,7 +36,7 @@ def _detect_provider() -> str | None:
     return None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RoutekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="routekit")
 def main() -> None:
     """routekit: an MCP-aware agent runtime with tool calling.
@@ -60,9 +62,11 @@ def main() -> None:
 )
 @click.option("--system", "system_prompt", help="System prompt.")
 @click.option("--max-turns", type=click.IntRange(min=1), help="Maximum model calls in this run (default 25).")
-@click.option("--max-tokens", type=int, help="Maximum output tokens.")
-@click.option("--temperature", type=float, help="Sampling temperature.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum output tokens.")
+@click.option("--temperature", type=FiniteFloat(0.0, 2.0), help="Sampling temperature (0 to 2).")
+@click.option(
+    "--json", "as_json", is_flag=True, callback=remember_json, help="Print one JSON object instead of streaming text."
+)
 def run(
     prompt: str,
     provider: str | None,
@@ -113,7 +117,7 @@ def run(
         config.resolve_api_key()
         resolved_model = config.resolve_model(model)
     except (ConfigError, ValidationError) as exc:
-        _fail(_first_line(exc), EXIT_USAGE, as_json=as_json)
+        _fail(error_text(exc), EXIT_USAGE, as_json=as_json)
     options = _RunOptions(system_prompt, max_tokens, temperature, as_json, mcp_config, max_turns)
     code = anyio.run(_run_once, config, resolved_model, prompt, options)
     sys.exit(code)
@@ -264,11 +268,6 @@ def providers(show_models: bool, names: tuple[str, ...], offline: bool, as_json:
     from agent.commands.providers import show
 
     show(models=show_models, names=names, offline=offline, as_json=as_json)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if "validation error" not in text else text
 
 
 def _fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:

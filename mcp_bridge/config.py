@@ -241,7 +241,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> M
     """Read a JSON config file (any of the accepted shapes)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise McpConfigError(None, None, f"cannot read {path}: {exc}") from exc
     return parse_config(data, environ)
 

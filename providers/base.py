@@ -16,6 +16,7 @@ import re
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -67,6 +68,14 @@ class ProviderConfig(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
+        if value is not None:
+            try:  # a malformed host or port would otherwise fail deep inside an SDK's HTTP client
+                parts = urlsplit(value)
+                host, _ = parts.hostname, parts.port
+            except ValueError as exc:
+                raise ValueError(f"base_url is not a valid URL ({exc})") from None
+            if not host:
+                raise ValueError("base_url has no host name")
         return value.rstrip("/") if value else value
 
     @field_validator("extra_headers")

@@ -347,10 +347,11 @@ class OpenAIProvider(Adapter):
             return RequestNotSent(str(denied), **common)
         if isinstance(exc, openai.APIStatusError):
             return _status_error(exc, common)
-        if isinstance(exc, openai.APITimeoutError):
+        refused = _connection_failure(exc)
+        if isinstance(exc, openai.APITimeoutError) and refused is None:
             return Timeout(f"no answer within {self.config.timeout:g} s", **common)
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc
+            cause = refused or exc.__cause__ or exc
             if streaming:
                 return StreamInterrupted(f"connection lost mid-stream ({type(cause).__name__}: {cause})", **common)
             return Unavailable(f"cannot reach {self._client.base_url} ({type(cause).__name__}: {cause})", **common)
@@ -364,7 +365,7 @@ class OpenAIProvider(Adapter):
             if streaming:
                 return StreamInterrupted(f"corrupt chunk in the stream (not JSON: {exc.msg})", **common)
             return Unavailable(f"the endpoint's answer is not JSON ({exc.msg}); check base_url", **common)
-        if isinstance(exc, httpx2.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException) and refused is None:
             return Timeout(f"no answer within {self.config.timeout:g} s", **common)
         if streaming:
             return StreamInterrupted(f"the stream broke off ({type(exc).__name__}: {exc})", **common)
@@ -537,6 +538,18 @@ def _usage(usage: Any) -> Usage:
         cache_write_tokens=getattr(prompt_details, "cache_write_tokens", None),
         reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
     )
+
+
+def _connection_failure(exc: BaseException) -> OSError | None:
+    """The connection error under a "timeout": the SDK's aiohttp transport (httpx-aiohttp) maps every aiohttp
+    connection error, a refused connection included, to ``ConnectTimeout``, which the SDK raises as
+    ``APITimeoutError``. A non-timeout ``OSError`` in the cause chain says what really happened."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return cause
+        cause = cause.__cause__
+    return None
 
 
 def _in_stream_error(exc: openai.APIError, common: dict[str, Any]) -> ProviderError:

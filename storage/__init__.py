@@ -14,6 +14,7 @@ from storage.errors import (
     SchemaTooNew,
     StorageBusy,
     StorageError,
+    TokenExpired,
 )
 from storage.keys import RotationReport
 from storage.oauth import StoredTokenStorage
@@ -24,6 +25,7 @@ from storage.repositories import (
     ProviderConfigRecord,
     SessionRecord,
     StoredMessage,
+    TokenInfo,
     ToolCallRecord,
     User,
 )
@@ -52,6 +54,8 @@ __all__ = [
     "Store",
     "StoredMessage",
     "StoredTokenStorage",
+    "TokenExpired",
+    "TokenInfo",
     "ToolCallRecord",
     "UsageEntry",
     "UsageRow",

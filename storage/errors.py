@@ -45,5 +45,13 @@ class NotFound(StorageError, LookupError):
     """A row the caller asked for does not exist."""
 
 
+class TokenExpired(StorageError):
+    """An API token that exists and is not revoked, but whose validity has ended."""
+
+    def __init__(self, expires_at: float) -> None:
+        self.expires_at = expires_at
+        super().__init__("the API token has expired: ask the administrator for a new one")
+
+
 class BudgetExceeded(StorageError):
     """A user's monthly budget is spent (raised only by callers that choose to enforce it)."""

@@ -24,7 +24,7 @@ from providers.profiles import get_profile
 from providers.types import Message, ToolResultPart
 from storage._db import Conn, Database, Row, write_inline
 from storage.crypto import AssociatedData, mask
-from storage.errors import DecryptionFailed, NotFound
+from storage.errors import DecryptionFailed, NotFound, TokenExpired
 from storage.keys import GLOBAL_OWNER, KeyManager
 
 Status = Literal["ok", "needs_reconfiguration"]
@@ -57,6 +57,7 @@ class IssuedToken:
     id: str
     user_id: str
     token: SecretStr
+    expires_at: float | None = None  # unix seconds; None: never expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,14 @@ class TokenInfo:
     created_at: float
     last_used_at: float | None
     revoked: bool
+    expires_at: float | None = None  # None: never expires
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (time.time() if now is None else now)
+
+    def active(self, now: float | None = None) -> bool:
+        """Neither revoked nor expired: the token still signs in."""
+        return not self.revoked and not self.expired(now)
 
 
 class Users:
@@ -92,39 +101,52 @@ class Users:
         row = await self._db.read(lambda c: c.fetchone("SELECT id, name, created_at FROM users WHERE name = ?", name))
         return None if row is None else User(row["id"], row["name"], float(row["created_at"]))
 
-    async def issue_token(self, user_id: str, label: str | None = None) -> IssuedToken:
+    async def issue_token(
+        self, user_id: str, label: str | None = None, *, expires_at: float | None = None
+    ) -> IssuedToken:
+        """A new token for ``user_id``; ``expires_at`` (unix seconds) ends its validity, None: never."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = new_id()
         await self._db.write(
             lambda c: c.execute(
-                "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 token_id,
                 user_id,
                 _hash_token(token),
                 label,
                 time.time(),
+                expires_at,
             )
         )
-        return IssuedToken(token_id, user_id, SecretStr(token))
+        return IssuedToken(token_id, user_id, SecretStr(token), expires_at)
 
     async def authenticate(self, token: str | SecretStr) -> User | None:
-        """The user an API token belongs to, or None (unknown or revoked token)."""
+        """The user an API token belongs to, or None (unknown or revoked token).
+
+        Raises :class:`TokenExpired` for a token that exists but has expired, so the caller can say so.
+        """
         text = token.get_secret_value() if isinstance(token, SecretStr) else token
         digest = _hash_token(text)
+        now = time.time()
 
         async def find(c: Conn) -> Row | None:
             row = await c.fetchone(
-                "SELECT u.id, u.name, u.created_at, t.id AS token_id "
+                "SELECT u.id, u.name, u.created_at, t.id AS token_id, t.expires_at "
                 "FROM api_tokens t JOIN users u ON u.id = t.user_id "
                 "WHERE t.token_hash = ? AND t.revoked_at IS NULL",
                 digest,
             )
-            if row is not None:
-                await c.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", time.time(), row["token_id"])
+            if row is not None and (row["expires_at"] is None or row["expires_at"] > now):
+                await c.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", now, row["token_id"])
             return row
 
         row = await self._db.write(find)
-        return None if row is None else User(row["id"], row["name"], float(row["created_at"]))
+        if row is None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] <= now:
+            raise TokenExpired(float(row["expires_at"]))
+        return User(row["id"], row["name"], float(row["created_at"]))
 
     async def revoke_token(self, token_id: str) -> None:
         await self._db.write(
@@ -134,8 +156,8 @@ class Users:
     async def tokens(self, user_id: str) -> list[TokenInfo]:
         rows = await self._db.read(
             lambda c: c.fetch(
-                "SELECT id, user_id, label, created_at, last_used_at, revoked_at FROM api_tokens WHERE user_id = ? "
-                "ORDER BY created_at",
+                "SELECT id, user_id, label, created_at, last_used_at, revoked_at, expires_at FROM api_tokens "
+                "WHERE user_id = ? ORDER BY created_at",
                 user_id,
             )
         )
@@ -147,6 +169,7 @@ class Users:
                 float(r["created_at"]),
                 r["last_used_at"],
                 r["revoked_at"] is not None,
+                None if r["expires_at"] is None else float(r["expires_at"]),
             )
             for r in rows
         ]

@@ -7,9 +7,10 @@ Exit codes (the same for every command): 0 ok, 2 usage or configuration error, 3
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -69,6 +70,84 @@ def exit_code_for(exc: BaseException) -> int | None:
     return None
 
 
+def error_text(exc: BaseException) -> str:
+    """An error as one line. A pydantic ValidationError lists where and what, never the input (a key?)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ())) or "value"
+            parts.append(f"{where}: {str(e.get('msg', 'invalid')).removeprefix('Value error, ')}")
+        return "; ".join(parts)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def first_undecodable(args: Sequence[str]) -> int | None:
+    """The 1-based position of the first argument that is not valid UTF-8 (Python keeps such bytes as lone
+    surrogates, which every later encode fails on), or None."""
+    for position, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses ``nan`` (which passes every range comparison) and infinities."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+SECONDS = FiniteFloat(min=0, min_open=True)  # a timeout or a wait, in seconds
+
+
+JSON_META = "routekit.as_json"  # set in the (shared) click context meta when --json was given
+
+
+def remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``--json`` callback: lets the root command answer an escaped error as JSON too."""
+    if value:
+        ctx.meta[JSON_META] = True
+    return value
+
+
+class RoutekitGroup(click.Group):
+    """The root ``routekit`` command: the one place where errors escaping any subcommand are turned into one
+    line and their exit code (2 usage or configuration, 3 provider, 4 limit), never a traceback.
+
+    routekit's own errors and ValueErrors (UnicodeError, pydantic's ValidationError, bad values) are caught;
+    anything else is a bug and keeps its traceback. Arguments that are not valid UTF-8 are refused before
+    any command runs.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        position = first_undecodable(args)
+        if position is not None:
+            fail(f"argument {position} is not valid UTF-8 text; pass it in UTF-8", EXIT_USAGE)
+        return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            code = exit_code_for(exc)
+            if code is None and isinstance(exc, ValueError):
+                code = EXIT_USAGE
+            if code is None:
+                raise
+            fail(error_text(exc), code, as_json=bool(ctx.meta.get(JSON_META)))
+
+
 def run_async(fn: Callable[..., Awaitable[T]], *args: Any, as_json: bool = False) -> T:
     """Run ``fn(*args)`` on an event loop; routekit's errors become a message and their exit code."""
     try:
@@ -80,11 +159,7 @@ def run_async(fn: Callable[..., Awaitable[T]], *args: Any, as_json: bool = False
         code = exit_code_for(exc)
         if code is None:
             raise
-        fail(exc.message if isinstance(exc, CommandFailed) else _one_paragraph(exc), code, as_json=as_json)
-
-
-def _one_paragraph(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
+        fail(exc.message if isinstance(exc, CommandFailed) else error_text(exc), code, as_json=as_json)
 
 
 def store_url() -> str | None:
@@ -133,7 +208,9 @@ user_option = click.option(
     metavar="NAME",
     help="Act on this service user's data (default: the local user the CLI runs as).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=remember_json, help="Print JSON instead of a table."
+)
 
 
 def print_json(value: Any) -> None:

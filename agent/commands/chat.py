@@ -23,6 +23,7 @@ from agent.commands._common import (
     EXIT_USAGE,
     CommandFailed,
     console,
+    first_undecodable,
     local_user,
     opened_store,
     run_async,
@@ -169,6 +170,10 @@ async def _chat(
                 break
             line = line.strip()
             if not line:
+                continue
+            if first_undecodable([line]) is not None:
+                term.note("routekit: that line is not valid UTF-8 text; nothing was sent", style="red")
+                code = EXIT_USAGE
                 continue
             if line.startswith("/"):
                 action = await _command(term, line, session, store, user.id, hub, policy)

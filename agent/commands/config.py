@@ -17,8 +17,10 @@ from agent.commands._common import (
     EXIT_OK,
     EXIT_PROVIDER,
     EXIT_USAGE,
+    SECONDS,
     CommandFailed,
     console,
+    error_text,
     fail,
     json_option,
     opened_store,
@@ -141,8 +143,15 @@ def add(
         profile = get_profile(provider)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE, as_json=as_json)
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        fail(f"--base-url must start with http:// or https://, got {base_url!r}", EXIT_USAGE, as_json=as_json)
+    if base_url is not None:
+        from pydantic import ValidationError
+
+        from providers.base import ProviderConfig
+
+        try:  # the same checks as every later use of the config
+            ProviderConfig(provider=provider, base_url=base_url)
+        except ValidationError as exc:
+            fail(f"--base-url: {error_text(exc)}", EXIT_USAGE, as_json=as_json)
     key = _read_key(profile.display_name, profile.requires_key, key_stdin, key_env, no_key, as_json)
     headers = _read_headers(header_envs, as_json)
     code = run_async(
@@ -384,7 +393,7 @@ async def _default(ref: str, user_name: str | None) -> ProviderConfigRecord:
 
 @config.command("test")
 @click.argument("ref", metavar="[ID]", required=False)
-@click.option("--timeout", type=float, default=20.0, show_default=True, help="Seconds per check.")
+@click.option("--timeout", type=SECONDS, default=20.0, show_default=True, help="Seconds per check.")
 @user_option
 @json_option
 def test(ref: str | None, timeout: float, user_name: str | None, as_json: bool) -> None:

@@ -17,6 +17,7 @@ from agent.commands._common import (
     EXIT_OK,
     EXIT_PROVIDER,
     EXIT_USAGE,
+    SECONDS,
     console,
     json_option,
     pick_user,
@@ -39,7 +40,7 @@ class Check:
 
 
 @click.command("doctor")
-@click.option("--timeout", "check_timeout", type=float, default=20.0, show_default=True, help="Seconds per provider.")
+@click.option("--timeout", "check_timeout", type=SECONDS, default=20.0, show_default=True, help="Seconds per provider.")
 @user_option
 @json_option
 def doctor(check_timeout: float, user_name: str | None, as_json: bool) -> None:

@@ -10,11 +10,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.http.hubs import HubPool
-from agent.http.limits import RateLimiter, RunSlots
+from agent.http.limits import RateLimiter, RunSlots, client_key
 from agent.http.settings import ServiceSettings
 from providers.egress import EgressPolicy
 from providers.resilience import Breakers
-from storage import Store, User
+from storage import Store, TokenExpired, User
 
 
 @dataclass
@@ -27,6 +27,8 @@ class ServiceState:
     runs: RunSlots
     hubs: HubPool
     egress: EgressPolicy  # where users' provider and MCP traffic may go (agent.http.ssrf)
+    # Failed sign-ins per client address (see agent.http.limits.client_key), checked before any token lookup.
+    auth_failures: RateLimiter = field(init=False)
     # Live runs by session id (whatever the runtime integration keeps there, e.g. pending approvals).
     live: dict[str, Any] = field(default_factory=dict)
     # Circuit breakers per user (and, within a user, per endpoint and credential): no tenant's failures,
@@ -39,6 +41,9 @@ class ServiceState:
         while len(self.tenant_breakers) > keep:
             self.tenant_breakers.popitem(last=False)
         return breakers
+
+    def __post_init__(self) -> None:
+        self.auth_failures = RateLimiter(self.settings.failed_auth_per_minute, what="failed sign-ins")
 
 
 def state_of(request: Request) -> ServiceState:
@@ -56,18 +61,32 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
+
+
 async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The user the bearer token belongs to; counts the request against the user's rate limit."""
+    """The user the bearer token belongs to; counts the request against the user's rate limit.
+
+    A client address with too many failed sign-ins gets 429 before its token is even looked up, so a
+    throttled client learns nothing about the tokens it tries, valid or not. Only that address is held
+    back: the same user signing in from elsewhere is not.
+    """
+    state = state_of(request)
+    client = _client(request)
+    state.auth_failures.check(client)
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <your API token>'")
-    state = state_of(request)
-    user = await state.store.users.authenticate(credentials.credentials)
+    try:
+        user = await state.store.users.authenticate(credentials.credentials)
+    except TokenExpired:
+        state.auth_failures.record(client)
+        raise _unauthorized("the API token has expired: ask the administrator for a new one") from None
     if user is None:
-        # Wrong tokens count against the client address, so guessing is rate limited too.
-        state.limiter.hit(f"ip:{request.client.host if request.client else 'unknown'}")
+        state.auth_failures.record(client)
         raise _unauthorized("invalid or revoked API token: ask the administrator for a new one")
     state.limiter.hit(user.id)
     return user
@@ -80,8 +99,11 @@ async def require_admin(
     state = state_of(request)
     if state.settings.admin_token_sha256 is None:
         raise HTTPException(status_code=403, detail="the admin API is disabled: no admin token is configured")
+    client = _client(request)
+    state.auth_failures.check(client)
     if credentials is None or not state.settings.admin_token_matches(credentials.credentials):
-        state.limiter.hit(f"ip:{request.client.host if request.client else 'unknown'}")
+        if credentials is not None:
+            state.auth_failures.record(client)
         raise _unauthorized("admin token required: send 'Authorization: Bearer <admin token>'")
     state.limiter.hit("admin")
 

@@ -1,7 +1,8 @@
-"""Per-user request rate, per-user concurrent runs, and the request body size limit."""
+"""Per-user request rate, failed sign-ins per client address, per-user concurrent runs, and the body size limit."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import time
@@ -21,29 +22,60 @@ class TooManyRequests(Exception):
 
 
 class RateLimiter:
-    """A sliding one-minute window per user: at most ``per_minute`` requests in any 60 seconds.
+    """A sliding one-minute window per key: at most ``per_minute`` events in any 60 seconds.
 
+    ``hit`` checks and counts in one step (requests of a user); ``check`` and ``record`` are the two halves,
+    for events that are counted only once their outcome is known (failed sign-ins of a client address).
     The service runs in one event loop, so plain dictionaries are safe (no awaits in between).
     """
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, *, what: str = "requests") -> None:
         self.per_minute = per_minute
+        self.what = what
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
 
-    def hit(self, user_id: str) -> None:
+    def hit(self, key: str) -> None:
+        self.check(key)
+        self.record(key)
+
+    def check(self, key: str) -> None:
+        """Raise TooManyRequests when ``key`` has used up its window; counts nothing."""
         now = self._clock()
-        if len(self._hits) > 10_000:  # forget idle keys (many client addresses guessing tokens)
-            self._hits = {k: w for k, w in self._hits.items() if w and w[-1] > now - 60.0}
-        window = self._hits.setdefault(user_id, deque())
+        window = self._hits.get(key)
+        if window is None:
+            return
         while window and window[0] <= now - 60.0:
             window.popleft()
         if len(window) >= self.per_minute:
             raise TooManyRequests(
-                f"rate limit reached: at most {self.per_minute} requests per minute; retry later",
+                f"rate limit reached: at most {self.per_minute} {self.what} per minute; retry later",
                 window[0] + 60.0 - now,
             )
-        window.append(now)
+
+    def record(self, key: str) -> None:
+        now = self._clock()
+        if len(self._hits) > 10_000:  # forget idle keys (many client addresses guessing tokens)
+            self._hits = {k: w for k, w in self._hits.items() if w and w[-1] > now - 60.0}
+        self._hits.setdefault(key, deque()).append(now)
+
+
+def client_key(host: str | None) -> str:
+    """The key failed sign-ins are counted under: the client's address, an IPv6 client's /64 network.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it rotate freely.
+    """
+    if not host:
+        return "ip:unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"ip:{host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"ip:{address}"
 
 
 class RunSlots:

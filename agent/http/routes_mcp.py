@@ -2,7 +2,9 @@
 
 A user's entry uses the usual ``mcpServers`` shape (``{"url": ..., "headers": {...}}``). Header values are
 secrets: stored encrypted, answered masked. ``${VAR}`` references are refused in users' entries, since
-they would be expanded from the service's own environment.
+they would be expanded from the service's own environment. ``auth`` (OAuth) is refused in every entry (see
+:func:`_refuse_oauth`), never dropped. Users see catalogue entries by their names only (see
+:meth:`McpServerOut.for_user`).
 """
 
 from __future__ import annotations
@@ -56,14 +58,54 @@ class McpServerOut(BaseModel):
             status=record.status,
         )
 
+    @classmethod
+    def for_user(cls, record: McpServerRecord) -> McpServerOut:
+        """What a user sees. Their own entries: as stored, secrets masked. A catalogue entry: the names of its
+        env variables and headers without a character of their values, and none of where it runs (command,
+        arguments, URL, paths), which are the operator's and may carry secrets or internal addresses."""
+        if record.owner is not None:
+            return cls.of(record)
+        return cls(
+            name=record.name,
+            scope="catalog",
+            transport=record.config.get("type"),
+            config={k: v for k, v in record.config.items() if k == "type" or k in _PLAIN_FIELDS},
+            headers_masked=dict.fromkeys(record.headers_masked, _HIDDEN),
+            env_masked=dict.fromkeys(record.env_masked, _HIDDEN),
+            status=record.status,
+        )
+
+
+_HIDDEN = "****"  # a value is set; nothing of it is shown
+
 
 def _parse(name: str, entry: dict[str, Any]) -> ServerConfig:
     if "${" in json.dumps(entry):
         raise HTTPException(400, f"MCP server {name!r}: ${{VAR}} references are not allowed here; give the values")
     try:
-        return parse_server(name, entry, {})
+        server = parse_server(name, entry, {})
     except McpConfigError as exc:
         raise HTTPException(400, str(exc)) from None
+    _refuse_oauth(server)
+    return server
+
+
+def _refuse_oauth(server: ServerConfig) -> None:
+    """OAuth is refused in the service's entries rather than stored half (it used to be dropped silently).
+
+    Its discovery, registration and token requests go to addresses the remote server and its metadata name,
+    and some go out through clients of their own (the redirect handler, the enterprise IdP exchange), so the
+    service cannot yet hold them to its egress checks; the authorization-code flow needs a person's browser,
+    and ``assertion_file`` reads a file of the service's machine.
+    """
+    if server.auth is not None:
+        raise HTTPException(
+            400,
+            f"MCP server {server.name!r}: 'auth' (OAuth) is not supported in the service's MCP server entries: its "
+            "flows (authorization code, client credentials, jwt-bearer, enterprise) make requests to addresses the "
+            "server names, which the service cannot check yet, or need a browser or a local file. Send a token "
+            "in 'headers' instead (stored encrypted).",
+        )
 
 
 def _plain_config(server: ServerConfig) -> dict[str, Any]:
@@ -89,7 +131,7 @@ def _plain_config(server: ServerConfig) -> dict[str, Any]:
 
 @router.get("/api/user/mcp-servers", response_model=list[McpServerOut], summary="Your MCP servers and the catalogue")
 async def list_servers(user: CurrentUser, state: State) -> list[McpServerOut]:
-    return [McpServerOut.of(r) for r in await state.store.mcp_servers.list(user.id)]
+    return [McpServerOut.for_user(r) for r in await state.store.mcp_servers.list(user.id)]
 
 
 @router.put(

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 ADMIN_TOKEN_ENV = "ROUTEKIT_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ADMIN_TOKEN_FILE = "admin_token.sha256"  # noqa: S105 - a file name
+FORWARDED_ALLOW_IPS_ENV = "ROUTEKIT_FORWARDED_ALLOW_IPS"  # trusted proxies of `routekit serve` (default: none)
 
 # Resolves a host name to IP address strings. The default asks the system resolver (off the event loop);
 # tests and special deployments hand in their own.
@@ -28,6 +29,9 @@ class ServiceSettings:
     admin_token_sha256: str | None = None
     max_body_bytes: int = 256 * 1024
     requests_per_minute: int = 120
+    # Failed sign-ins (unknown, revoked or expired tokens) per client address and minute; past it, that
+    # address gets 429 whatever token it sends, before any lookup.
+    failed_auth_per_minute: int = 20
     max_concurrent_runs: int = 2
     # SSRF policy for URLs users submit (remote MCP servers, provider base URLs).
     allow_private_networks: bool = False  # True: loopback/private/link-local targets are allowed (single-user setups)

@@ -173,6 +173,7 @@ def base_settings(fake: FakeProviderServer, **overrides: Any) -> ServiceSettings
         admin_token_sha256=hash_token(ADMIN_TOKEN),
         max_body_bytes=64 * 1024,
         requests_per_minute=100_000,
+        failed_auth_per_minute=100_000,  # every test client is 127.0.0.1: tests of the limit set their own
         max_concurrent_runs=2,
         allowed_hosts=frozenset({f"127.0.0.1:{fake.port}"}),
         resolver=fake_resolver,

@@ -471,7 +471,9 @@ def test_oversized_bodies_are_refused(service: Service, alice: tuple[str, str]) 
 def test_rate_limit_answers_429_with_retry_after(
     tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
 ) -> None:
-    svc = Service(tmp_path_factory.mktemp("rate"), base_settings(fake_openai, requests_per_minute=5)).start()
+    svc = Service(
+        tmp_path_factory.mktemp("rate"), base_settings(fake_openai, requests_per_minute=5, failed_auth_per_minute=5)
+    ).start()
     try:
         _, token = svc.new_user("erin")
         _, other = svc.new_user("frank")

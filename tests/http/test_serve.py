@@ -12,17 +12,19 @@ from pathlib import Path
 
 import httpx
 
+from agent.http.settings import FORWARDED_ALLOW_IPS_ENV
 from tests.http.conftest import MASTER_KEY, free_port
 
 ROUTEKIT = Path(sys.executable).parent / "routekit"
 
 
 @contextmanager
-def serving(home: Path, port: int, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    environ = {k: v for k, v in os.environ.items() if k != "ROUTEKIT_ADMIN_TOKEN"}
+def serving(home: Path, port: int, *args: str, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``routekit serve --port PORT *args`` with ``env`` over a copy of this environment, until it answers."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("ROUTEKIT_ADMIN_TOKEN", FORWARDED_ALLOW_IPS_ENV)}
     environ.update(ROUTEKIT_HOME=str(home), ROUTEKIT_MASTER_KEY=MASTER_KEY, **env)
     proc = subprocess.Popen(
-        [str(ROUTEKIT), "serve", "--port", str(port)],
+        [str(ROUTEKIT), "serve", "--port", str(port), *args],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

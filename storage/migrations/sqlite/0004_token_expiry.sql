@@ -1,0 +1,2 @@
+-- routekit schema v4 (SQLite): optional expiry of API tokens (unix seconds; NULL: never expires)
+ALTER TABLE api_tokens ADD COLUMN expires_at REAL;
