@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import anyio
 
 from providers.base import ProviderConfig, check_by_listing_models
-from providers.errors import ModelNotFound, ProviderError, StreamInterrupted
+from providers.errors import ModelNotFound, ProviderError, RequestNotSent, StreamInterrupted, unsent_cause
 from providers.history import normalize_history
 from providers.profiles import ModelProfile, profile_for
 from providers.schema import CompiledToolset, compile_tools
@@ -139,7 +139,8 @@ class Adapter(ABC):
     @abstractmethod
     def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
         """``exc`` as a taxonomy error (scrubbed). ``model`` is None for a model listing; ``streaming``: raised
-        while reading a stream; ``started``: at least one chunk had arrived."""
+        while reading a stream; ``started``: at least one chunk had arrived. (Routekit's own errors and requests
+        the egress policy refused never get here: :meth:`failure` handles them.)"""
 
     @abstractmethod
     async def fetch_models(self) -> list[ModelInfo]:
@@ -236,11 +237,12 @@ class Adapter(ABC):
         self, exc: BaseException, model: str | None, *, streaming: bool = False, started: bool = False
     ) -> ProviderError:
         """The taxonomy error for ``exc``; a model that does not exist gets the list of those that do."""
-        error = (
-            exc
-            if isinstance(exc, ProviderError)
-            else self.map_error(exc, model=model, streaming=streaming, started=started)
-        )
+        if isinstance(exc, ProviderError):
+            error = exc
+        elif (denied := unsent_cause(exc)) is not None:  # the egress policy refused it: nothing was sent
+            error = RequestNotSent(str(denied), provider=self.name, model=model, secrets=self._secrets)
+        else:
+            error = self.map_error(exc, model=model, streaming=streaming, started=started)
         if isinstance(error, ModelNotFound) and model is not None and not error.available:
             available = await self._model_ids()
             if available:

@@ -42,14 +42,12 @@ from providers.errors import (
     PermissionDenied,
     ProviderError,
     RateLimited,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
-    unsent_cause,
 )
 from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler
@@ -283,8 +281,24 @@ class AnthropicProvider(Adapter):
     # ------------------------------------------------------------------ errors
 
     def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
+        """SDK, transport and decoding errors as the taxonomy (scrubbed)."""
         del started  # a break before the first event is as interrupted as one after it
-        return _map_error(exc, self.name, model, self._secrets, streaming=streaming)
+        common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
+        if isinstance(exc, anthropic.APIStatusError):
+            return _status_error(exc, common)
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            return Timeout("no answer within the configured timeout", **common)
+        if isinstance(exc, anthropic.APIConnectionError):
+            if streaming:  # since anthropic 2.17 a read that fails mid-stream is raised as a connection error
+                return StreamInterrupted(f"the connection broke off ({_cause(exc)})", **common)
+            return Unavailable(f"could not connect ({_cause(exc)})", **common)
+        if isinstance(exc, httpx2.HTTPError | OSError):
+            cls: type[ProviderError] = StreamInterrupted if streaming else Unavailable
+            return cls(f"the connection broke off ({type(exc).__name__}: {exc})", **common)
+        if isinstance(exc, json.JSONDecodeError):
+            cls = StreamInterrupted if streaming else Unavailable
+            return cls(f"the response is not valid JSON ({exc.msg} at position {exc.pos})", **common)
+        return Unavailable(f"unexpected SDK failure ({type(exc).__name__}: {exc})", **common)
 
 
 def _typed_call_wanted() -> bool:
@@ -310,31 +324,7 @@ def _wire_tools(toolset: CompiledToolset) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- error mapping
 
 
-def _map_error(
-    exc: BaseException, provider: str, model: str | None, secrets: Sequence[str], *, streaming: bool = False
-) -> ProviderError:
-    """One place that turns SDK, transport and decoding errors into the taxonomy."""
-    common: dict[str, Any] = {"provider": provider, "model": model, "secrets": secrets}
-    if (denied := unsent_cause(exc)) is not None:
-        return RequestNotSent(str(denied), **common)
-    if isinstance(exc, anthropic.APIStatusError):
-        return _map_status_error(exc, common)
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return Timeout("no answer within the configured timeout", **common)
-    if isinstance(exc, anthropic.APIConnectionError):
-        if streaming:  # since anthropic 2.17 a read that fails mid-stream is raised as a connection error
-            return StreamInterrupted(f"the connection broke off ({_cause(exc)})", **common)
-        return Unavailable(f"could not connect ({_cause(exc)})", **common)
-    if isinstance(exc, httpx2.HTTPError | OSError):
-        cls: type[ProviderError] = StreamInterrupted if streaming else Unavailable
-        return cls(f"the connection broke off ({type(exc).__name__}: {exc})", **common)
-    if isinstance(exc, json.JSONDecodeError):
-        cls = StreamInterrupted if streaming else Unavailable
-        return cls(f"the response is not valid JSON ({exc.msg} at position {exc.pos})", **common)
-    return Unavailable(f"unexpected SDK failure ({type(exc).__name__}: {exc})", **common)
-
-
-def _map_status_error(exc: anthropic.APIStatusError, common: dict[str, Any]) -> ProviderError:
+def _status_error(exc: anthropic.APIStatusError, common: dict[str, Any]) -> ProviderError:
     status = exc.status_code
     error_type = str(exc.type) if exc.type else None
     text = exc.api_message if isinstance(exc.api_message, str) else exc.message

@@ -43,14 +43,12 @@ from providers.errors import (
     BadRequest,
     ConfigError,
     ProviderError,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     ToolSchemaError,
     Unavailable,
     error_for_status,
     parse_retry_after,
-    unsent_cause,
 )
 from providers.history import GEMINI_SKIP_SIGNATURE
 from providers.schema import CompiledToolset
@@ -660,8 +658,6 @@ class GeminiProvider(Adapter):
     def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
         """Map anything the SDK or the transport raised onto the routekit taxonomy."""
         common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
         if isinstance(exc, genai_errors.APIError):
             return _api_error(exc, model, common)
         if isinstance(exc, _TIMEOUT_ERRORS):

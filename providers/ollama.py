@@ -51,14 +51,12 @@ from providers.errors import (
     ContextTooLong,
     ModelNotFound,
     ProviderError,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
-    unsent_cause,
 )
 from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler, new_call_id
@@ -372,8 +370,6 @@ class OllamaProvider(Adapter):
         ``started``: at least one stream line had arrived (a transport error then interrupts the stream).
         """
         common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
         if isinstance(exc, ollama.ResponseError):
             return _response_error(exc, common)
         underneath = _aiohttp_cause(exc)

@@ -2,7 +2,7 @@
 
 Talks to the API only through the official ``openai`` SDK (``AsyncOpenAI``; ``AsyncAzureOpenAI`` for the
 ``azure`` preset). SDK retries are off: routekit's resilience layer retries, so each attempt is metered.
-Streams go through the SDK's ``post`` with the chunks left as decoded JSON (see ``_create_stream``).
+Streams go through the SDK's ``post`` with the chunks left as decoded JSON (see ``OpenAIProvider.open_stream``).
 
 Wire facts this module relies on (see the shared folder's reference/provider-wire-formats.md §0-§1):
 
@@ -37,7 +37,6 @@ from providers.errors import (
     ContextTooLong,
     ProviderError,
     RateLimited,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
@@ -45,7 +44,6 @@ from providers.errors import (
     looks_like_context_overflow,
     parse_retry_after,
     scrub,
-    unsent_cause,
 )
 from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler, parse_arguments
@@ -343,8 +341,6 @@ class OpenAIProvider(Adapter):
         """SDK and transport errors as routekit errors (scrubbed)."""
         del started  # a break before the first chunk is as interrupted as one after it
         common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
         if isinstance(exc, openai.APIStatusError):
             return _status_error(exc, common)
         refused = _connection_failure(exc)
