@@ -344,6 +344,14 @@ def check_genai(tool: Any) -> None:
     genai_types.FunctionDeclaration.model_validate(decl)
 
 
+def as_json_schema(tool: Any) -> dict[str, Any]:
+    """The compiled parameters as JSON Schema (Gemini `parameters`: through the SDK's own conversion)."""
+    if tool.schema_form != "openapi":
+        return dict(tool.parameters)
+    schema = genai_types.Schema.model_validate(tool.parameters).json_schema
+    return schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def spec(schema: Any, name: str = "srv.tool", description: str = "A tool.") -> ToolSpec:
     return ToolSpec(name=name, description=description, input_schema=schema)
 
@@ -412,15 +420,9 @@ def test_real_tools_accept_valid_arguments(profile: str, strict: bool | None, fo
         for full in (False, True):
             args = example_args(original, original, full)
             jsonschema.validate(args, original)
-            if tool.schema_form == "openapi":
-                compiled = genai_types.Schema.model_validate(tool.parameters).json_schema.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-            else:
-                compiled = tool.parameters
             if tool.strict and not full:
                 continue  # strict mode requires every property: only complete arguments apply
-            jsonschema.validate(args, compiled)
+            jsonschema.validate(args, as_json_schema(tool))
 
 
 @pytest.mark.parametrize(("profile", "strict", "form"), TARGETS, ids=TARGET_IDS)

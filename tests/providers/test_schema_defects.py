@@ -23,6 +23,7 @@ from providers.types import ToolSpec
 from tests.providers.test_schema import (
     TARGET_IDS,
     TARGETS,
+    as_json_schema,
     at,
     check_all,
     check_genai,
@@ -89,17 +90,9 @@ def test_defect_corpus_accepts_valid_arguments(profile: str, strict: bool | None
             args = example_args(original, original, full)
             if not jsonschema.Draft202012Validator(original).is_valid(args):
                 continue  # example_args knows nothing of allOf
-            if tool.schema_form == "openapi":
-                from google.genai import types as genai_types
-
-                compiled = genai_types.Schema.model_validate(tool.parameters).json_schema.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-            else:
-                compiled = tool.parameters
             if tool.strict and not full:
                 continue
-            jsonschema.validate(args, compiled)
+            jsonschema.validate(args, as_json_schema(tool))
             checked += 1
     assert checked >= (8 if strict is True else 15)
 
