@@ -184,6 +184,9 @@ class Compiler:
         A path that is not a node (``/properties`` of a dropped entry, the ``$ref`` site of an inlined
         definition) is found from its nearest node; a place that is not in the output gives nothing.
         """
+        outs = self.placed.get(path)
+        if outs is not None and len(outs) == 1 and path not in self.merged_into:
+            return (outs[0],)  # the common case: a node sent once
         outs = self._placed(path, 0)
         if outs is None:
             head, rest = path, ""
