@@ -209,6 +209,22 @@ class SamplingRouter:
         return await session.elicitation(request)
 
 
+def session_hub(
+    config: McpConfig, router: SamplingRouter | None = None, *, egress: Mapping[str, EgressPolicy] | None = None
+) -> McpHub:
+    """A hub (not yet entered) that advertises what every session's hub advertises to its servers.
+
+    Sampling and elicitation go through ``router`` to the session bound to it; with none bound, a sampling
+    request is refused and an elicitation declined, so a hub that only lists tools (``routekit mcp
+    tools``) offers the servers the same capabilities, and gets the same tools, as a session. Roots are
+    per server, from its config; ``egress`` as for :class:`~mcp_bridge.hub.McpHub`.
+    """
+    from mcp_bridge.hub import McpHub
+
+    router = router if router is not None else SamplingRouter()
+    return McpHub(config, sampling=router, elicitation=router.elicit, egress=egress)
+
+
 # --------------------------------------------------------------------------- the session
 
 
@@ -472,7 +488,6 @@ class Session:
         if mcp is None:
             return
         from mcp_bridge.config import McpConfig, load_config, parse_config
-        from mcp_bridge.hub import McpHub
 
         if isinstance(mcp, str | Path):
             config = load_config(mcp)
@@ -480,7 +495,11 @@ class Session:
             config = mcp
         else:
             config = parse_config(mcp)
-        self.hub = McpHub(config, sampling=self.sample, elicitation=self.elicitation, egress=egress)
+        # The same capabilities as the shared hubs (chat, the service): elicitation is declined when this
+        # session has no handler, instead of hiding the tools that need it.
+        self._router = SamplingRouter()
+        self._router.session = self
+        self.hub = session_hub(config, self._router, egress=egress)
         await self.hub.__aenter__()
         self._owns_hub = True
 

@@ -40,6 +40,7 @@ from providers._schema_rules import (
     JSON_TYPES,
     KNOWN_KEYWORDS,
     METADATA_DROPPED,
+    NULL_IS_A_VALUE,
     RECURSION_UNROLL,
     SCHEMA_LISTS,
     SCHEMA_MAPS,
@@ -55,6 +56,10 @@ How = Literal["kept", "rewritten", "added", "described"]
 TraceEntry = tuple[str, str, str, str]
 # (tool-relative pointer, keyword, action, detail)
 RawLoss = tuple[str, str, str, str]
+# A loss with the pointers into the compiled schema where it shows: (pointer, keyword, action, detail, wire)
+PlacedLoss = tuple[str, str, str, str, tuple[str, ...]]
+# Keywords an allOf branch may hold and still merge into its parent object.
+_MERGEABLE = frozenset({"type", "properties", "required", "additionalProperties"}) | ANNOTATIONS
 
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 
@@ -79,12 +84,13 @@ class _Kw:
 
 @dataclass(slots=True)
 class _Note:
-    """Text destined for the node's description: a moved keyword or a description copied from a parent."""
+    """Text destined for the node's description (a moved keyword, a description copied from a parent), or
+    with ``how="rewritten"`` and no text, a keyword merged into this node (an allOf branch's)."""
 
     text: str
     origin: str
     source: str
-    how: How  # "described" for a moved keyword, "kept" for a copied description
+    how: How  # "described" for a moved keyword, "kept" for a copied description, "rewritten" for a merge
 
 
 @dataclass(slots=True)
@@ -109,7 +115,7 @@ def _compact(value: Any) -> str:
 @dataclass(slots=True)
 class Result:
     parameters: dict[str, Any]
-    losses: list[RawLoss]
+    losses: list[PlacedLoss]
     trace: list[TraceEntry]
     strict_notes: list[str]
 
@@ -125,6 +131,9 @@ class Compiler:
         self.trace: list[TraceEntry] = []
         self.strict_notes: list[str] = []
         self.used_defs: set[str] = set()
+        self.unmerged: dict[str, str] = {}  # allOf holder pointer -> why some branches stayed in allOf
+        self.placed: dict[str, list[str]] = {}  # original node pointer -> output pointers (filled by _emit)
+        self.merged_into: dict[str, list[str]] = {}  # merged allOf branch pointer -> the nodes it went into
 
     # ------------------------------------------------------------------ helpers
 
@@ -157,7 +166,38 @@ class Compiler:
         self._finish_root(shaped)
         params = self._emit(shaped, "")
         assert isinstance(params, dict)
-        return Result(params, self.losses, self.trace, self.strict_notes)
+        losses = [(*loss, self._wire_paths(loss[0], params)) for loss in self.losses]
+        return Result(params, losses, self.trace, self.strict_notes)
+
+    def _placed(self, path: str, depth: int) -> list[str] | None:
+        """Output pointers of the node at ``path``, following allOf branches into the nodes they merged into."""
+        if path not in self.placed and path not in self.merged_into:
+            return None
+        outs = list(self.placed.get(path, ()))
+        for holder in self.merged_into.get(path, ()) if depth < 32 else ():
+            outs += self._placed(holder, depth + 1) or []
+        return outs
+
+    def _wire_paths(self, path: str, params: dict[str, Any]) -> tuple[str, ...]:
+        """Where the node at original ``path`` is in the output: one pointer per place it was inlined.
+
+        A path that is not a node (``/properties`` of a dropped entry, the ``$ref`` site of an inlined
+        definition) is found from its nearest node; a place that is not in the output gives nothing.
+        """
+        outs = self.placed.get(path)
+        if outs is not None and len(outs) == 1 and path not in self.merged_into:
+            return (outs[0],)  # the common case: a node sent once
+        outs = self._placed(path, 0)
+        if outs is None:
+            head, rest = path, ""
+            while head and head not in self.placed:
+                head, _, token = head.rpartition("/")
+                rest = f"/{token}{rest}"
+            outs = [out + rest for out in self.placed.get(head, ())]
+            outs = [out for out in outs if _resolves(params, out)]
+        # A node split into anyOf branches (Gemini `parameters`) is reported once, at the enclosing node.
+        listed = set(outs)
+        return tuple(dict.fromkeys(out for out in outs if not _is_split_branch(out, listed)))
 
     # ------------------------------------------------------------------ pass 1: expand
 
@@ -166,7 +206,7 @@ class Compiler:
             return _Node(path)
         if not isinstance(raw, dict):
             raise self.error("type", path, f"a schema must be an object or true, not {_compact(raw)[:40]}")
-        if "$ref" in raw:
+        if raw.get("$ref") is not None:
             return self._expand_ref(raw, path, refs)
         node = _Node(path)
         for key, value in raw.items():
@@ -177,6 +217,11 @@ class Compiler:
         self, node: _Node, key: str, value: Any, raw: dict[str, Any], path: str, refs: tuple[str, ...]
     ) -> None:
         sub = f"{path}/{escape_pointer(key)}"
+        if value is None and key in KNOWN_KEYWORDS and key not in NULL_IS_A_VALUE:
+            # A Go nil map or slice ("properties": null): none. An object keeps an empty property map.
+            if key == "properties":
+                node.kws[key] = _Kw({}, None, key, "added")
+            return
         if key in METADATA_DROPPED:
             self.loss(path, key, "dropped", METADATA_DROPPED[key])
         elif key in ("$defs", "definitions"):
@@ -361,8 +406,12 @@ class Compiler:
     def _shape(self, node: _Node, depth: int, *, is_root: bool = False) -> _Node:
         if self.rules.max_depth is not None and depth > self.rules.max_depth:
             self.obstacle(node.origin, "properties", f"nested deeper than {self.rules.max_depth} levels")
+        if self.rules.merge_all_of and "allOf" in node.kws:
+            self._merge_all_of(node)
         if self.rules.openapi:
-            node = self._openapi_restructure(node)
+            node = self._openapi_restructure(node)  # may merge an anyOf branch (and its required) into node
+        if self.rules.undefined_required == "drop" and "required" in node.kws:
+            self._drop_undefined_required(node)
         if self.strict != "off":
             self._strict_restructure(node, is_root)
         out = _Node(node.origin, notes=list(node.notes))
@@ -384,6 +433,8 @@ class Compiler:
         if action == "keep":
             out.kws[key] = self._shape_value(kw, depth)
         elif action == "describe":
+            if key == "allOf" and kw.origin in self.unmerged:
+                reason = f"{reason}; not merged into the object: {self.unmerged[kw.origin]}"
             if self.strict == "qualify" and key not in ANNOTATIONS:
                 raise NotQualified(kw.origin, kw.source, reason)
             value = self._plain(kw.value)
@@ -409,11 +460,6 @@ class Compiler:
             return "describe", "OpenAI strict mode: pattern without look-around only"
         if key == "enum" and rules.string_enums_only and not all(isinstance(v, str) for v in kw.value):
             return "describe", "Gemini `parameters` enums must be strings (Schema.enum is list[str])"
-        if key == "required" and rules.openapi:
-            props = src.kws.get("properties")
-            names = props.value if props is not None else {}
-            if any(name not in names for name in kw.value):
-                return "describe", "Gemini `parameters` 400s on required names without properties"
         return action, reason
 
     def _shape_value(self, kw: _Kw, depth: int) -> _Kw:
@@ -437,6 +483,139 @@ class Compiler:
         if isinstance(value, dict):
             return {k: self._plain(v) for k, v in value.items()}
         return value
+
+    # ------------------------------------------------------------------ allOf and required
+
+    def _merge_all_of(self, node: _Node) -> None:
+        """Merge the allOf branches that are plain object schemas into ``node``: the same arguments are valid.
+
+        A branch merges when it holds only type object, properties, required, additionalProperties and
+        annotations, defines no property differently from the others, and no additionalProperties (its own
+        or the parent's) would reject a property of another part. The rest stays in allOf, and why is
+        added to the loss entry the target's rule for allOf then makes.
+        """
+        all_of = node.kws["allOf"]
+        origin = all_of.origin or node.origin
+        kind = node.kws.get("type")
+        if kind is not None and kind.value != "object":
+            self.unmerged[origin] = f"the schema holding allOf has type {_compact(kind.value)}, not object"
+            return
+        props_kw = node.kws.get("properties")
+        props: dict[str, _Node] = dict(props_kw.value) if props_kw is not None else {}
+        parent_names = set(props)
+        branches: list[_Node] = all_of.value
+        every = parent_names.union(*(_property_names(b) for b in branches))
+        merged: list[str] = []
+        left: list[_Node] = []
+        why: list[str] = []
+        for index, branch in enumerate(branches):
+            pointer = f"{origin}/allOf/{index}"
+            reason = self._unmergeable(branch, node, props, parent_names, every)
+            if reason:
+                left.append(branch)
+                why.append(f"{pointer}: {reason}")
+            else:
+                self._absorb(node, branch, props)
+                merged.append(pointer)
+                self.merged_into.setdefault(pointer, []).append(node.origin)
+                self.merged_into.setdefault(branch.origin, []).append(node.origin)
+        if why:
+            self.unmerged[origin] = "; ".join(why)
+        if not merged:
+            return
+        keep_origin = props_kw is not None and props_kw.origin is not None
+        node.kws["properties"] = _Kw(
+            props, props_kw.origin if props_kw else None, "properties", "rewritten" if keep_origin else "added"
+        )
+        if left:
+            node.kws["allOf"] = _Kw(left, all_of.origin, all_of.source, all_of.how)
+        else:
+            del node.kws["allOf"]
+        self.loss(origin, "allOf", "rewritten", f"object schemas {', '.join(merged)} merged into this object")
+
+    def _unmergeable(
+        self, branch: _Node, node: _Node, props: dict[str, _Node], parent_names: set[str], every: set[str]
+    ) -> str:
+        extra = sorted(set(branch.kws) - _MERGEABLE)
+        if extra:
+            return f"keywords {extra} do not merge"
+        kind = branch.kws.get("type")
+        if kind is not None and kind.value != "object":
+            return f"type {_compact(kind.value)} is not object"
+        own = _property_names(branch)
+        branch_props = branch.kws["properties"].value if own else {}
+        for name in sorted(own & set(props)):
+            if self._plain(branch_props[name]) != self._plain(props[name]):
+                return f"property {name!r} is defined differently elsewhere"
+        extra_kw = branch.kws.get("additionalProperties")
+        if extra_kw is not None and extra_kw.value is not True:
+            if not own >= every:
+                return f"its additionalProperties rejects properties {sorted(every - own)} of the other schemas"
+            parent_extra = node.kws.get("additionalProperties")
+            if parent_extra is not None and self._plain(parent_extra.value) != self._plain(extra_kw.value):
+                return "its additionalProperties differs from the parent's"
+        parent_extra = node.kws.get("additionalProperties")
+        if parent_extra is not None and parent_extra.value is not True and not own <= parent_names:
+            return f"the parent's additionalProperties rejects its properties {sorted(own - parent_names)}"
+        return ""
+
+    def _absorb(self, node: _Node, branch: _Node, props: dict[str, _Node]) -> None:
+        """Move one mergeable allOf branch into ``node`` (``props`` is the merged property map)."""
+        for key, kw in branch.kws.items():
+            taken = True  # the keyword now lives in the merged node (traced as rewritten there)
+            if key == "properties":
+                for name, sub in kw.value.items():
+                    if name not in props:
+                        props[name] = sub
+                    elif kw.origin is not None:
+                        detail = "defined identically by another part of the allOf; sent once"
+                        self.loss(f"{kw.origin}/properties", name, "dropped", detail)
+            elif key == "required":
+                old = node.kws.get("required")
+                names = list(old.value) if old is not None else []
+                names += [n for n in kw.value if n not in names]
+                origin = old.origin if old is not None else None
+                node.kws["required"] = _Kw(names, origin, "required", "rewritten" if origin is not None else "added")
+            elif key == "type":
+                if "type" not in node.kws:
+                    node.kws = {"type": _Kw("object", None, "type", "added"), **node.kws}
+            elif key == "additionalProperties" and kw.value is True:
+                pass  # no constraint
+            elif key == "description" and isinstance(kw.value, str) and kw.origin is not None:
+                node.notes.append(_Note(kw.value, kw.origin, "description", "kept"))
+                taken = False
+            elif key not in node.kws:
+                node.kws[key] = kw  # additionalProperties or an annotation the parent does not have
+                taken = False
+            elif self._plain(node.kws[key].value) != self._plain(kw.value) and kw.origin is not None:
+                self.loss(kw.origin, key, "dropped", f"an allOf branch's {key}; the parent's own is kept")
+                taken = False
+            if taken and kw.origin is not None:
+                node.notes.append(_Note("", kw.origin, kw.source, "rewritten"))
+        node.notes.extend(branch.notes)
+
+    def _drop_undefined_required(self, node: _Node) -> None:
+        """``required`` names without a property, for targets that reject them (``undefined_required``)."""
+        required = node.kws["required"]
+        props = node.kws.get("properties")
+        defined = props.value if props is not None else {}
+        unknown = [name for name in required.value if name not in defined]
+        if not unknown:
+            return
+        origin = required.origin or node.origin
+        rejects = f"{self.rules.name} rejects `required` names that are not among properties"
+        if _admits_extra(node):
+            names = ", ".join(unknown)
+            node.notes.append(_Note(f"required: {names} (not among properties)", origin, "required", "described"))
+            self.loss(origin, "required", "moved_to_description", f"{rejects}; {names} may still be sent")
+        else:
+            detail = f"{rejects}; {unknown} are also forbidden by additionalProperties, so nothing satisfied them"
+            self.loss(origin, "required", "dropped", detail)
+        kept = [name for name in required.value if name in defined]
+        if kept or props is not None:
+            node.kws["required"] = _Kw(kept, required.origin, "required", "rewritten")
+        else:
+            del node.kws["required"]
 
     # ------------------------------------------------------------------ Gemini OpenAPI
 
@@ -588,7 +767,12 @@ class Compiler:
         required = kws.get("required")
         names: list[str] = list(required.value) if required is not None else []
         unknown = [n for n in names if n not in props]
-        if unknown:
+        if unknown and self.strict == "forced" and extra is not None and not _admits_extra(node):
+            # Closed object: no arguments could satisfy these names anyway; strict needs required == properties.
+            names = [n for n in names if n in props]
+            detail = f"required names without a property {unknown}, forbidden by additionalProperties: false"
+            self.loss((required.origin if required is not None else None) or node.origin, "required", "dropped", detail)
+        elif unknown:
             self.obstacle(node.origin, "required", f"required names without properties: {unknown}")
         optional = [n for n in props if n not in names]
         if optional:
@@ -619,6 +803,7 @@ class Compiler:
         return value
 
     def _emit_node(self, node: _Node, out_path: str) -> dict[str, Any]:
+        self.placed.setdefault(node.origin, []).append(out_path)
         out: dict[str, Any] = {}
         for key, kw in node.kws.items():
             sub = f"{out_path}/{escape_pointer(key)}"
@@ -634,13 +819,48 @@ class Compiler:
             if moved:
                 note = "; ".join(moved)
                 text = f"{text} ({note})" if text else note
-            out["description"] = text
+            if text:
+                out["description"] = text
             for n in node.notes:
                 self.trace.append((n.origin, n.source, out_path, n.how))
         return out
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _is_split_branch(pointer: str, listed: set[str]) -> bool:
+    """``X/anyOf/N`` where ``X`` is listed too: one node split into anyOf branches, not another place."""
+    head, sep, index = pointer.rpartition("/anyOf/")
+    return bool(sep) and index.isdigit() and head in listed
+
+
+def _resolves(doc: Any, pointer: str) -> bool:
+    for token in pointer.split("/")[1:] if pointer else []:
+        token = _unescape_pointer(token)
+        if isinstance(doc, dict) and token in doc:
+            doc = doc[token]
+        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+            doc = doc[int(token)]
+        else:
+            return False
+    return True
+
+
+def _property_names(node: _Node) -> set[str]:
+    props = node.kws.get("properties")
+    return set(props.value) if props is not None and isinstance(props.value, dict) else set()
+
+
+def _admits_extra(node: _Node) -> bool:
+    """Whether the object accepts property names it does not list (patternProperties counts as maybe)."""
+    if "patternProperties" in node.kws:
+        return True
+    for key in ("additionalProperties", "unevaluatedProperties"):
+        kw = node.kws.get(key)
+        if kw is not None and kw.value is False:
+            return False
+    return True
 
 
 def _is_null_schema(node: _Node) -> bool:

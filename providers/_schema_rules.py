@@ -81,6 +81,12 @@ METADATA_DROPPED: dict[str, str] = {
 }
 UNKNOWN_KEYWORD_REASON = "not a JSON Schema keyword routekit knows; no provider validates it"
 
+# ``"properties": null``, ``"required": null``: what Go servers emit for nil maps and slices (and Python ones
+# for unset fields). JSON Schema allows null for none of these keywords, so a null there means "none": the
+# keyword is left out (``properties`` becomes ``{}``), for every target and at every depth, and it is no loss.
+# Only these keywords take null as a real value: ``{"default": null}``, ``{"const": null}``.
+NULL_IS_A_VALUE: frozenset[str] = frozenset({"default", "const", "example"})
+
 STRING_KEYWORDS = frozenset({"minLength", "maxLength", "pattern", "format", "contentMediaType", "contentEncoding"})
 NUMBER_KEYWORDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
 ARRAY_KEYWORDS = frozenset(
@@ -118,18 +124,29 @@ class TargetRules:
     # Names of root properties (function parameters) must match this, or ToolSchemaError.
     parameter_name_pattern: str | None = None
     parameter_name_reason: str = ""
+    # ``required`` names that are not among ``properties``: "keep" them (valid JSON Schema: the argument must
+    # be present, with any value the object allows), or "drop" them from ``required`` — moved into the
+    # description when the object allows the name as an extra property, dropped when it forbids it (then no
+    # argument could ever satisfy it).
+    undefined_required: Literal["keep", "drop"] = "keep"
+    # Merge ``allOf`` branches that are plain object schemas into their parent (the same arguments are
+    # valid); what cannot be merged stays in ``allOf`` and gets the target's rule for it.
+    merge_all_of: bool = False
 
 
 _JSON_SCHEMA_KEEP = _keep("JSON Schema keyword the target accepts")
 
 # Anthropic input_schema: "JSON Schema object; non-strict accepts most of JSON Schema" (provider-rules.md).
+# ``required`` names without a property are kept: Anthropic accepts them and they mean what JSON Schema says
+# (the argument must be there); allOf is accepted as it is.
 ANTHROPIC = TargetRules(
     name="anthropic",
     keywords={kw: _JSON_SCHEMA_KEEP for kw in KNOWN_KEYWORDS},
     unknown=_drop(UNKNOWN_KEYWORD_REASON),
 )
 
-# OpenAI non-strict: root object with properties (openai-agents#449); the rest of JSON Schema is accepted.
+# OpenAI non-strict: root object with properties (openai-agents#449); the rest of JSON Schema is accepted,
+# ``required`` names without a property and allOf included. (Strict mode: see OPENAI_STRICT.)
 OPENAI = TargetRules(
     name="openai",
     keywords={kw: _JSON_SCHEMA_KEEP for kw in KNOWN_KEYWORDS},
@@ -137,11 +154,19 @@ OPENAI = TargetRules(
 )
 
 # Ollama: OpenAI shape, no server-side validation found; ``default`` kept because it "makes some Ollama
-# models behave better" (pydantic-ai profiles/openai.py).
+# models behave better" (pydantic-ai profiles/openai.py). ``required`` names without a property are
+# mis-handled (camel#2629): dropped. The server reads ``parameters`` into a fixed struct (ollama
+# api/types.go ToolFunctionParameters: type, $defs, items, required, properties), so a root allOf never
+# reaches the model: merged where it is a plain conjunction of objects.
 OLLAMA = TargetRules(
     name="ollama",
-    keywords={kw: _JSON_SCHEMA_KEEP for kw in KNOWN_KEYWORDS},
+    keywords={
+        **{kw: _JSON_SCHEMA_KEEP for kw in KNOWN_KEYWORDS},
+        "allOf": _describe("Ollama reads parameters into a fixed struct without allOf (ollama api/types.go)"),
+    },
     unknown=_drop(UNKNOWN_KEYWORD_REASON),
+    undefined_required="drop",
+    merge_all_of=True,
 )
 
 # OpenAI strict (openai-agents strict_schema.py, pydantic-ai profiles/openai.py, OpenAI structured-outputs
@@ -198,6 +223,11 @@ OPENAI_STRICT = TargetRules(
     },
     # "up to 10 levels of nesting" (OpenAI structured-outputs docs; 5 reported in ellmer#671, unverified).
     max_depth=10,
+    # allOf is not supported in strict mode; a plain conjunction of objects merges without a change of meaning.
+    # ``required`` names without a property: strict needs required == the property names, so they cannot
+    # stay; the compiler's strict invariants handle them (a reason not to be strict, or with strict=True
+    # dropped when the object is closed and refused when it is open).
+    merge_all_of=True,
 )
 
 # Gemini parameters_json_schema: JSON Schema accepted, but still observed needing removal: $schema
@@ -239,6 +269,10 @@ GEMINI_JSON = TargetRules(
         "exclusiveMaximum": _describe("NOT yet supported by Gemini (pydantic-ai google profile)"),
     },
     unknown=_drop(UNKNOWN_KEYWORD_REASON),
+    # "parameters.required[0]: property is not defined" (400; cline#11162, iBUHub/AIStudioToAPI#154).
+    undefined_required="drop",
+    # allOf is outside the subset: merged where it is a plain conjunction of objects, else described.
+    merge_all_of=True,
 )
 
 # Gemini parameters (OpenAPI 3.0 subset). Kept: the google-genai Schema fields the Developer API accepts.
@@ -291,6 +325,9 @@ GEMINI_OPENAPI = TargetRules(
     # and must only contain chars a-z, A-Z, 0-9, or underscores with a maximum length of 64".
     parameter_name_pattern=r"[A-Za-z_][A-Za-z0-9_]{0,63}",
     parameter_name_reason="google-genai FunctionDeclaration.parameters: parameter names [A-Za-z_][A-Za-z0-9_]{0,63}",
+    # "parameters.required[0]: property is not defined" (400; cline#11162, iBUHub/AIStudioToAPI#154).
+    undefined_required="drop",
+    merge_all_of=True,  # no allOf in `parameters`
 )
 
 # Recursive $ref: unrolled this many times, then cut with a loss entry (strict OpenAI: not qualifying).

@@ -466,7 +466,7 @@ class GeminiProvider(Adapter):
     def to_wire(self, call: Call, *, stream: bool) -> _Request:
         del stream  # the same request either way
         request, toolset = call.request, call.toolset
-        wire_tools = toolset.wire(f"gemini:{self.schema_form or 'json_schema'}", self._wire_tools)
+        wire_tools = toolset.wire("gemini", self._wire_tools)  # one toolset per schema form: the key is enough
         contents = self._contents(call.history, toolset, call.profile.tool_result_media is True)
         thinking = self._thinking(request.thinking) if call.profile.thinking_field is not None else None
         config = types.GenerateContentConfig(

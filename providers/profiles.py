@@ -56,8 +56,15 @@ class IdRule:
 OPENAI_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "OpenAI FunctionObject.name (API reference)")
 # Anthropic: "tool_name: String should have at most 64 characters"; same character set as OpenAI.
 ANTHROPIC_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "Anthropic tools[].name validation error")
-# google-genai FunctionDeclaration.name: start with a letter or underscore; letters, digits, _ . : -; max 128.
-GEMINI_NAME = NameRule(re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}"), 128, "google-genai FunctionDeclaration.name")
+# Gemini API: "Invalid function name. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or
+# contain underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64" (the API's 400,
+# google-gemini/gemini-cli#2966 and #7869, fixed there by PR #20987). The google-genai docstring of
+# FunctionDeclaration.name says 128; the API rejects longer names, and the API wins.
+GEMINI_NAME = NameRule(
+    re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}"),
+    64,
+    "Gemini API 'Invalid function name ... maximum length of 64' (gemini-cli#2966, #7869, PR #20987)",
+)
 # Ollama validates nothing server-side, but the models were trained on OpenAI-shaped names.
 OLLAMA_NAME = NameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), 64, "Ollama: OpenAI-shaped names, safest for models")
 

@@ -14,8 +14,10 @@ servers send it: ``$schema``, ``$defs``/``$ref``, ``anyOf``, type arrays, ``cons
 
 Whatever a target cannot take is moved into the description of the node it sat on ("format: uri;
 minLength: 3") or dropped, and every such change is a ``LossEntry`` whose ``path`` is a JSON pointer into
-the ORIGINAL schema. A schema a target cannot express at all raises ``ToolSchemaError`` (tool, provider,
-keyword) here, at translation time, instead of a 400 at run time. The rules are data in
+the ORIGINAL schema and whose ``wire_paths`` say where that node is in the schema sent (a definition in
+``$defs`` is inlined at every ``$ref``: one pointer per place). A schema a target cannot express at all
+raises ``ToolSchemaError`` (tool, provider, keyword) here, at translation time, instead of a 400 at run
+time. The rules are data in
 ``_schema_rules.py``; the engine is ``_schema_compile.py``; names are ``_schema_names.py``.
 
 Results are cached (one cache: :data:`_TOOLSETS`, keyed by the options and the specs' fingerprints,
@@ -32,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from providers._schema_compile import Compiler, NotQualified, StrictMode
-from providers._schema_names import DEFAULT_DIGITS, assign_names, map_name
+from providers._schema_compile import Compiler, NotQualified, PlacedLoss, StrictMode
+from providers._schema_names import assign_names, hashed_name, legacy_name, map_name
 from providers._schema_rules import (
     ANTHROPIC,
     GEMINI_JSON,
@@ -71,6 +73,9 @@ class LossEntry:
     keyword: str
     action: LossAction
     detail: str
+    # JSON pointers into the compiled parameters where the node at ``path`` was sent: several when it is a
+    # definition inlined at several places, none when the node is not sent (an unused definition).
+    wire_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +114,20 @@ class CompiledToolset:
         return found
 
     def provider_name(self, canonical: str) -> str:
-        """Provider-side name for a canonical name (also for names not in this toolset, e.g. in history)."""
+        """Provider-side name for a canonical name (also for names not in this toolset, e.g. in history).
+
+        A name not in the toolset never takes the name of one that is (a call to a tool the hub no longer
+        offers must not read as a call to another tool): it is hashed instead.
+        """
         known = self._to_provider.get(canonical)
         if known is not None:
             return known
-        return provider_tool_name(canonical, self.name_rule) if self.name_rule else canonical
+        if self.name_rule is None:
+            return canonical
+        name = provider_tool_name(canonical, self.name_rule)
+        if self._to_canonical.get(name, canonical) != canonical:
+            name = hashed_name(canonical, self.name_rule)
+        return name
 
     def canonical_name(self, provider_name: str) -> str:
         """Canonical name for a name the provider returned; unknown names come back unchanged."""
@@ -125,12 +139,14 @@ class CompiledToolset:
 
 
 def provider_tool_name(canonical: str, rule: NameRule) -> str:
-    """Deterministic map of a canonical name to a name ``rule`` accepts.
+    """Deterministic map of one canonical name, on its own, to a name ``rule`` accepts.
 
-    A name the rule already accepts is kept. Otherwise illegal characters become ``_`` and a hash of
-    the full canonical name is appended (never a bare truncation), so distinct names stay distinct.
+    A name the rule already accepts is kept; otherwise illegal characters become ``_`` (``add.add`` ->
+    ``add_add``); a name that is still too long gets a hash of the full canonical name (never a bare
+    truncation). Inside a toolset, collisions are settled by the toolset (``CompiledToolset.provider_name``);
+    see ``providers/_schema_names.py``.
     """
-    return map_name(canonical, rule, DEFAULT_DIGITS)
+    return map_name(canonical, rule)
 
 
 # --------------------------------------------------------------------------- compiling one tool
@@ -152,7 +168,7 @@ class _ToolBody:
     parameters: dict[str, Any]
     strict: bool
     strict_reason: str
-    losses: tuple[tuple[str, str, str, str], ...]
+    losses: tuple[PlacedLoss, ...]
     trace: tuple[tuple[str, str, str, str], ...]
 
 
@@ -287,7 +303,7 @@ def _build(tools: Sequence[ToolSpec], opts: _Options, rule: NameRule) -> Compile
     compiled: list[CompiledTool] = []
     for spec in tools:
         body = _compile_one(spec, opts)
-        losses = tuple(LossEntry(spec.name, opts.target, p, k, a, d) for p, k, a, d in body.losses)  # type: ignore[arg-type]
+        losses = tuple(LossEntry(spec.name, opts.target, p, k, a, d, w) for p, k, a, d, w in body.losses)  # type: ignore[arg-type]
         compiled.append(
             CompiledTool(
                 spec=spec,
@@ -301,10 +317,15 @@ def _build(tools: Sequence[ToolSpec], opts: _Options, rule: NameRule) -> Compile
                 trace=body.trace,
             )
         )
+    to_canonical = {name: canonical for canonical, name in names.items()}
+    for canonical, name in names.items():
+        # What older routekit versions sent for this tool still maps back (a model may repeat it).
+        old = legacy_name(canonical, rule) if name != canonical else name
+        to_canonical.setdefault(old, canonical)
     return CompiledToolset(
         target=opts.target,
         tools=tuple(compiled),
-        _to_canonical={name: canonical for canonical, name in names.items()},
+        _to_canonical=to_canonical,
         _to_provider=dict(names),
         name_rule=rule,
     )
@@ -325,6 +346,8 @@ def format_loss_report(toolset: CompiledToolset) -> str:
             lines.append("  no losses")
         for loss in tool.losses:
             where = loss.path or "(root)"
+            if loss.wire_paths and loss.wire_paths != (loss.path,):
+                where += f" (sent at {', '.join(w or '(root)' for w in loss.wire_paths)})"
             action = loss.action.replace("_", " ")
             lines.append(f"  {action}: {loss.keyword} at {where} - {loss.detail}")
     return "\n".join(lines)

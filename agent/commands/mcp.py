@@ -363,27 +363,37 @@ async def _remove(name: str, global_: bool, user_name: str | None) -> None:
     help="Show what this provider or preset receives (repeatable; default: anthropic, openai, gemini, ollama).",
 )
 @click.option("--server", "-s", "servers_", multiple=True, metavar="NAME", help="Only these servers (repeatable).")
+@click.option(
+    "--mcp-config",
+    "mcp_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Servers from this mcpServers JSON file (as `routekit run --mcp-config`) instead of the stored ones.",
+)
 @click.option("--schemas/--no-schemas", default=None, help="Print each compiled schema (default: with --provider).")
 @user_option
 @json_option
 def tools(
     providers_: tuple[str, ...],
     servers_: tuple[str, ...],
+    mcp_config: Path | None,
     schemas: bool | None,
     user_name: str | None,
     as_json: bool,
 ) -> None:
-    """Start the configured MCP servers, list every tool, and show exactly what each provider receives.
+    """Start the MCP servers, list every tool, and show exactly what each provider receives.
 
-    For each provider: the provider-side tool name, strict mode and why, the compiled parameters schema,
-    and the schema compiler's loss report (what was moved into a description, rewritten or dropped).
-    Exit code 2 when a server fails to start or a schema cannot be expressed for a provider.
+    The servers are started as a session starts them (the same client capabilities: sampling,
+    elicitation and each server's roots), so the list is the one a session gets. For each provider: the
+    provider-side tool name, strict mode and why, the compiled parameters schema, and the schema
+    compiler's loss report (what was moved into a description, rewritten or dropped). Exit code 2 when a
+    server fails to start or a schema cannot be expressed for a provider.
 
     \b
     Examples:
       routekit mcp tools
       routekit mcp tools --provider openai --provider gemini
       routekit mcp tools --server files --json
+      routekit mcp tools --mcp-config mcp.json
     """
     from providers.errors import ConfigError
     from providers.profiles import get_profile
@@ -394,7 +404,7 @@ def tools(
             get_profile(target)
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--provider") from None
-    report = run_async(_tools, targets, servers_, user_name, as_json=as_json)
+    report = run_async(_tools, targets, servers_, user_name, mcp_config, as_json=as_json)
     if as_json:
         print_json(report)
     else:
@@ -405,22 +415,31 @@ def tools(
     sys.exit(EXIT_USAGE if broken else EXIT_OK)
 
 
-async def _tools(targets: tuple[str, ...], only: tuple[str, ...], user_name: str | None) -> dict[str, Any]:
-    from mcp_bridge import McpConfig, McpHub
+async def _tools(
+    targets: tuple[str, ...], only: tuple[str, ...], user_name: str | None, config_file: Path | None
+) -> dict[str, Any]:
+    from agent.session import session_hub
+    from mcp_bridge import McpConfig
 
-    async with opened_store() as store:
-        user = await pick_user(store, user_name)
-        servers, problems = await load_servers(store, user.id)
+    problems: dict[str, str] = {}
+    if config_file is not None:
+        servers = _servers_from_file(config_file)
+        where = f"{config_file} has them"
+    else:
+        async with opened_store() as store:
+            user = await pick_user(store, user_name)
+            servers, problems = await load_servers(store, user.id)
+        where = "`routekit mcp list` shows them"
     unknown = [name for name in only if name not in servers and name not in problems]
     if unknown:
-        raise CommandFailed(f"no MCP server named {', '.join(unknown)}: `routekit mcp list` shows them")
+        raise CommandFailed(f"no MCP server named {', '.join(unknown)}: {where}")
     if only:
         servers = {k: v for k, v in servers.items() if k in only}
         problems = {k: v for k, v in problems.items() if k in only}
     server_report: dict[str, dict[str, Any]] = {
         name: {"state": "failed", "error": problem, "tools": 0} for name, problem in problems.items()
     }
-    async with McpHub(McpConfig(servers=servers)) as hub:
+    async with session_hub(McpConfig(servers=servers)) as hub:
         for name, status in hub.status().items():
             server_report[name] = _status_dict(status)
         specs = await hub.list_tools()
@@ -429,6 +448,16 @@ async def _tools(targets: tuple[str, ...], only: tuple[str, ...], user_name: str
         "tools": [_spec_dict(spec) for spec in specs],
         "providers": {target: _compile_report(specs, target) for target in targets},
     }
+
+
+def _servers_from_file(path: Path) -> dict[str, ServerConfig]:
+    from mcp_bridge.config import load_config
+    from providers.errors import ConfigError
+
+    try:
+        return dict(load_config(path).servers)
+    except ConfigError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
 
 
 def _status_dict(status: ServerStatus) -> dict[str, Any]:
@@ -480,7 +509,13 @@ def _compile_report(specs: list[ToolSpec], target: str) -> dict[str, Any]:
                 "strict_reason": tool.strict_reason,
                 "schema_form": tool.schema_form,
                 "losses": [
-                    {"path": loss.path, "keyword": loss.keyword, "action": loss.action, "detail": loss.detail}
+                    {
+                        "path": loss.path,
+                        "wire_paths": list(loss.wire_paths),
+                        "keyword": loss.keyword,
+                        "action": loss.action,
+                        "detail": loss.detail,
+                    }
                     for loss in tool.losses
                 ],
             }

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
 
 from tests.cli.conftest import MCP_SECRET, MCP_SERVER, Cli
+from tests.fakes.base import FakeProviderServer
+from tests.mcp_bridge.conftest import reference_servers  # noqa: F401 - the fixture that installs them
 
 
 def test_add_list_tools_and_remove(cli: Cli, tmp_path: Path) -> None:
@@ -77,3 +84,85 @@ def test_broken_server_file_import_and_bad_options(cli: Cli, tmp_path: Path) -> 
     assert "command" in missing.stderr
     bad = cli.run("mcp", "add", "bad.name", "--", "true", code=2)
     assert "server names" in bad.stderr
+
+
+# --------------------------------------------------------------------------- the reference servers
+
+# server-everything registers these only for a client that advertises sampling, elicitation (with URL
+# mode) and roots, as every session's hub does.
+GATED = {"e.trigger-sampling-request", "e.trigger-elicitation-request", "e.trigger-url-elicitation", "e.get-roots-list"}
+
+
+def reference_config(tmp_path: Path) -> dict[str, Any]:
+    """The five reference servers (54 tools) over stdio, everything with a root, git on a fresh repo."""
+    from tests.mcp_bridge.conftest import EVERYTHING, FILESYSTEM, MEMORY, PY
+
+    repo, files, root = tmp_path / "repo", tmp_path / "files", tmp_path / "root"
+    for folder in (files, root):
+        folder.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    return {
+        "mcpServers": {
+            "e": {"command": "node", "args": [str(EVERYTHING), "stdio"], "roots": [str(root)]},
+            "fs": {"command": "node", "args": [str(FILESYSTEM), str(files)]},
+            "mem": {"command": "node", "args": [str(MEMORY)], "env": {"MEMORY_FILE_PATH": str(tmp_path / "m.jsonl")}},
+            "time": {"command": PY, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]},
+            "git": {"command": PY, "args": ["-m", "mcp_server_git", "--repository", str(repo)]},
+        }
+    }
+
+
+async def session_tool_names(config: Path, fake: FakeProviderServer, home: Path) -> set[str]:
+    """The tools a real session opened on ``config`` offers its model (what `routekit run --mcp-config` gets)."""
+    from agent import Session
+    from storage import open_store
+    from tests.providers.conftest import config_for
+
+    store = await open_store(f"sqlite:///{home / 'session.db'}", key_dir=home, durable=False)
+    try:
+        async with await Session.open(provider=config_for("openai", fake), mcp=config, store=store) as session:
+            assert session.hub is not None
+            await session.hub.list_tools()  # a tools/list_changed the servers sent on start is applied
+            return {spec.name for spec in session.tool_specs()}
+    finally:
+        await store.close()
+
+
+@pytest.mark.usefixtures("reference_servers")
+def test_tools_lists_what_a_session_gets_from_the_reference_servers(
+    cli: Cli, tmp_path: Path, openai_fake: FakeProviderServer
+) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps(reference_config(tmp_path)))
+    from_file = cli.json("mcp", "tools", "--mcp-config", str(config), "--provider", "gemini")
+    assert {name: s["state"] for name, s in from_file["servers"].items()} == dict.fromkeys(
+        ["e", "fs", "mem", "time", "git"], "ready"
+    )
+    names = {t["name"] for t in from_file["tools"]}
+    assert len(names) == 54
+    assert names >= GATED
+    assert from_file["servers"]["e"]["tools"] == 17
+    assert {t["name"] for t in from_file["providers"]["gemini"]["tools"]} == names
+    assert from_file["providers"]["gemini"]["errors"] == {}
+
+    # A session on the same file gets the same tools; stored servers list the same too.
+    assert anyio.run(session_tool_names, config, openai_fake, tmp_path) == names
+    cli.json("mcp", "add", "--from-file", str(config))
+    stored = cli.json("mcp", "tools", "--provider", "openai")
+    assert {t["name"] for t in stored["tools"]} == names
+    only = cli.json("mcp", "tools", "--mcp-config", str(config), "--server", "e", "--provider", "openai")
+    assert {t["name"] for t in only["tools"]} >= GATED
+    assert len(only["tools"]) == 17
+
+
+def test_tools_mcp_config_errors_are_one_line_usage_errors(cli: Cli, tmp_path: Path) -> None:
+    missing = cli.run("mcp", "tools", "--mcp-config", str(tmp_path / "nope.json"), code=2)
+    assert "cannot read" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mcpServers": {"bad.name": {"command": "true"}}}))
+    assert "server names" in cli.run("mcp", "tools", "--mcp-config", str(bad), code=2).stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mcpServers": {"x": {"command": sys.executable, "args": [MCP_SERVER]}}}))
+    unknown = cli.run("mcp", "tools", "--mcp-config", str(good), "--server", "y", code=2)
+    assert "no MCP server named y" in unknown.stderr

@@ -78,6 +78,12 @@ STRICT_FORBIDDEN = {
     "else",
 }
 STRICT_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+# The longest function name each API accepts, from its own error text (provider-rules.md): Gemini's "with a
+# maximum length of 64" (gemini-cli#2966), OpenAI's FunctionObject.name, Anthropic's "at most 64 characters".
+API_NAME_MAX = {"gemini": 64, "openai": 64, "anthropic": 64, "ollama": 64}
+# Targets that reject or mis-handle `required` names without a property and never see allOf.
+NO_UNDEFINED_REQUIRED = {"gemini", "ollama"}
+NULL_VALUED = {"default", "const", "example"}  # the only keywords whose value may be null
 
 
 def nodes(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -112,8 +118,12 @@ def at(doc: Any, pointer: str) -> Any:
 
 
 def check_rules(tool: Any, target: str, name_pattern: str, max_name: int) -> None:
+    kept_undefined = {"anthropic", "openai"} if has_undefined_required(tool.spec.input_schema) else None
+    if tool.strict:
+        kept_undefined = None
     assert re.fullmatch(name_pattern, tool.name), tool.name
     assert len(tool.name) <= max_name, tool.name
+    assert len(tool.name) <= API_NAME_MAX[target], tool.name
     params = tool.parameters
     openapi = tool.schema_form == "openapi"
     assert params["type"] == ("OBJECT" if openapi else "object")
@@ -128,11 +138,34 @@ def check_rules(tool: Any, target: str, name_pattern: str, max_name: int) -> Non
             check_openapi_node(path, node)
         if tool.strict:
             check_strict_node(path, node)
-        if "required" in node and "properties" in node:
+        # Anthropic and OpenAI (non-strict) keep `required` names without a property, which the original
+        # held: JSON Schema gives them a meaning there (the argument must be present).
+        if "required" in node and "properties" in node and (kept_undefined is None or target not in kept_undefined):
             assert set(node["required"]) <= set(node["properties"]), path
+        assert all(v is not None for k, v in node.items() if k not in NULL_VALUED), (path, node)
+        if target in NO_UNDEFINED_REQUIRED:
+            assert set(node.get("required", [])) <= set(node.get("properties", {})), (tool.spec.name, path)
+            assert "allOf" not in node, (tool.spec.name, path)
+    for loss in tool.losses:
+        for wire in loss.wire_paths:  # every wire pointer names a node of the schema sent
+            assert isinstance(at(params, wire), dict), (tool.spec.name, loss)
     if openapi:
         for name in params["properties"]:
             assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name), name
+
+
+def without_nulls(schema: Any) -> Any:
+    """What a Go server's schema means: null-valued keywords (nil maps and slices) left out."""
+    if isinstance(schema, dict):
+        return {k: without_nulls(v) for k, v in schema.items() if v is not None or k in NULL_VALUED}
+    if isinstance(schema, list):
+        return [without_nulls(v) for v in schema]
+    return schema
+
+
+def has_undefined_required(schema: Any) -> bool:
+    """Whether some node of ``schema`` requires a name its ``properties`` do not define."""
+    return any(set(node.get("required") or []) - set(node.get("properties") or {}) for _, node in nodes(schema))
 
 
 def check_openapi_node(path: str, node: dict[str, Any]) -> None:
@@ -181,20 +214,47 @@ def check_complete(original: dict[str, Any] | None, tool: Any) -> None:
     placed: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for origin, keyword, out_path, how in tool.trace:
         placed.setdefault((origin, keyword), []).append((out_path, how))
+
+    def excluded(path: str) -> bool:
+        return any(path == s or path.startswith(s + "/") for s in subtrees)
+
+    live = live_definitions(original, excluded)
     for path, node in nodes(original):
-        if any(path == s or path.startswith(s + "/") for s in subtrees):
+        if excluded(path):
             continue
+        if path.startswith(("/$defs/", "/definitions/")) and not any(
+            path == d or path.startswith(d + "/") for d in live
+        ):
+            continue  # only referenced from a subtree that went into a description (with a loss entry)
         for key, value in node.items():
             if (path, key) in exact:
                 for out_path, how in placed.get((path, key), []):
                     if how == "described":
                         assert f"{key}:" in at(tool.parameters, out_path).get("description", ""), (path, key)
                 continue
+            if value is None and key not in NULL_VALUED:
+                continue  # a Go nil map or slice: means none, and check_rules proves no null is sent
             spots = placed.get((path, key))
             assert spots, f"{tool.spec.name}: {key!r} at {path!r} silently lost"
             for out_path, how in spots:
                 out = at(tool.parameters, out_path)
                 check_placement(tool, path, key, value, out, how, loss_paths)
+
+
+def live_definitions(original: dict[str, Any], excluded: Any) -> set[str]:
+    """Pointers of the definitions a ``$ref`` outside the excluded subtrees reaches (transitively)."""
+    live: set[str] = set()
+    todo = [("", original)]
+    while todo:
+        base, schema = todo.pop()
+        for path, node in nodes(schema, base):
+            if excluded(path) or (base == "" and path.startswith(("/$defs", "/definitions"))):
+                continue
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/") and ref[1:] not in live:
+                live.add(ref[1:])
+                todo.append((ref[1:], at(original, ref[1:])))
+    return live
 
 
 def check_placement(
@@ -284,6 +344,14 @@ def check_genai(tool: Any) -> None:
     genai_types.FunctionDeclaration.model_validate(decl)
 
 
+def as_json_schema(tool: Any) -> dict[str, Any]:
+    """The compiled parameters as JSON Schema (Gemini `parameters`: through the SDK's own conversion)."""
+    if tool.schema_form != "openapi":
+        return dict(tool.parameters)
+    schema = genai_types.Schema.model_validate(tool.parameters).json_schema
+    return schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def spec(schema: Any, name: str = "srv.tool", description: str = "A tool.") -> ToolSpec:
     return ToolSpec(name=name, description=description, input_schema=schema)
 
@@ -309,8 +377,8 @@ def example_args(schema: Any, root: Any, full: bool, depth: int = 0) -> Any:
     kind = schema.get("type", "object")
     kind = kind[0] if isinstance(kind, list) else kind
     if kind == "object":
-        props = schema.get("properties", {})
-        names = list(props) if full else schema.get("required", [])
+        props = schema.get("properties") or {}
+        names = list(props) if full else [n for n in schema.get("required") or [] if n in props]
         return {n: example_args(props[n], root, full, depth) for n in names}
     if kind == "array":
         return [example_args(schema.get("items", {}), root, full, depth)] * max(1, schema.get("minItems", 0))
@@ -352,15 +420,9 @@ def test_real_tools_accept_valid_arguments(profile: str, strict: bool | None, fo
         for full in (False, True):
             args = example_args(original, original, full)
             jsonschema.validate(args, original)
-            if tool.schema_form == "openapi":
-                compiled = genai_types.Schema.model_validate(tool.parameters).json_schema.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                )
-            else:
-                compiled = tool.parameters
             if tool.strict and not full:
                 continue  # strict mode requires every property: only complete arguments apply
-            jsonschema.validate(args, compiled)
+            jsonschema.validate(args, as_json_schema(tool))
 
 
 @pytest.mark.parametrize(("profile", "strict", "form"), TARGETS, ids=TARGET_IDS)
@@ -689,12 +751,14 @@ OPENAI_RULE = get_profile("openai").tool_names
 GEMINI_RULE = get_profile("gemini").tool_names
 
 
-def test_names_accepted_verbatim_are_kept_and_others_get_a_hash() -> None:
+def test_names_accepted_verbatim_are_kept_cleaned_when_they_fit_and_hashed_when_too_long() -> None:
     assert provider_tool_name("git_status", OPENAI_RULE) == "git_status"
     assert provider_tool_name("git.status", GEMINI_RULE) == "git.status"
-    mapped = provider_tool_name("git.status", OPENAI_RULE)
-    assert re.fullmatch(r"git_status_[0-9a-f]{8}", mapped)
-    assert mapped == provider_tool_name("git.status", OPENAI_RULE)  # deterministic
+    assert provider_tool_name("git.status", OPENAI_RULE) == "git_status"  # no hash: nothing to tell apart
+    long = "g" * 60 + ".status"
+    mapped = provider_tool_name(long, OPENAI_RULE)
+    assert re.fullmatch(r"g+_status_[0-9a-f]{8}", mapped)
+    assert mapped == provider_tool_name(long, OPENAI_RULE)  # deterministic
 
 
 def test_long_dotted_names_are_hashed_not_truncated() -> None:
@@ -722,7 +786,9 @@ def test_illegal_characters_non_ascii_and_digit_leading_names() -> None:
 
 
 def test_toolset_names_are_reversible_and_collision_free() -> None:
-    hashed = provider_tool_name("a.b", OPENAI_RULE)
+    from providers._schema_names import hashed_name
+
+    hashed = hashed_name("a.b", OPENAI_RULE)
     specs = [spec({}, name="a.b"), spec({}, name=hashed), spec({}, name="a_b"), spec({}, name="a-b.c")]
     for order in (specs, specs[::-1]):
         toolset = compile_for(order, "openai")
@@ -750,7 +816,7 @@ def test_hash_collisions_between_hashed_names_get_longer_hashes(monkeypatch: pyt
         return real("same", rule, digits) if digits == 8 else real(canonical, rule, digits)
 
     monkeypatch.setattr(_schema_names, "hashed_name", weak)
-    names = _schema_names.assign_names(["a.x", "b.y"], OPENAI_RULE)
+    names = _schema_names.assign_names(["a" * 70 + ".x", "b" * 70 + ".y"], OPENAI_RULE)  # too long: hashed
     assert len(set(names.values())) == 2
     assert all(len(n.rsplit("_", 1)[1]) == 16 for n in names.values())
 
@@ -761,7 +827,7 @@ def test_hash_collisions_between_hashed_names_get_longer_hashes(monkeypatch: pyt
 def test_format_loss_report_lists_names_strict_reasons_and_losses() -> None:
     text = format_loss_report(compile_for(ALL, "openai"))
     assert text.startswith("target openai: 54 tools, 40 schema changes")
-    assert "filesystem.read_file -> filesystem_read_file_" in text
+    assert "filesystem.read_file -> filesystem_read_file [json_schema" in text  # no hash where none is needed
     assert "strict mode off: required at (root): optional properties ['tail', 'head']" in text
     assert "dropped: $schema at (root)" in text
     empty = format_loss_report(compile_for([spec({"type": "object", "properties": {}})], "anthropic"))

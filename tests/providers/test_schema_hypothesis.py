@@ -1,4 +1,8 @@
-"""Property-based tests: generated JSON Schemas keep the compiler's invariants for every target."""
+"""Property-based tests: generated JSON Schemas keep the compiler's invariants for every target.
+
+The generator includes issue 12's defect shapes: Go servers' nil maps (``"properties": null``), ``required``
+names without a property (open and closed objects), and ``allOf`` splitting an object's properties.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ from hypothesis import strategies as st
 
 from providers.errors import ToolSchemaError
 from providers.types import ToolSpec
-from tests.providers.test_schema import TARGETS, check_all, check_complete, compile_for, example_args
+from tests.providers.test_schema import (
+    TARGETS,
+    check_all,
+    check_complete,
+    compile_for,
+    example_args,
+    without_nulls,
+)
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 DESCRIPTIONS = st.text(alphabet="abc xyz.", min_size=1, max_size=12)
@@ -58,16 +69,27 @@ LEAVES = _annotated(
         st.sampled_from(["on", 3, True]).map(lambda v: {"const": v}),
         st.just({"$ref": "#/$defs/Leaf"}),
         st.just({"$ref": "#/$defs/Node"}),
+        st.just({"type": "object", "properties": None, "required": None}),  # a Go nil map and slice
     )
 )
 
 
 def _objects(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    def build(props: dict[str, Any], req_flags: list[bool], closed: bool | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "object", "properties": props}
-        out["required"] = [n for n, flag in zip(props, req_flags, strict=False) if flag]
+    def build(props: dict[str, Any], req_flags: list[bool], closed: bool | None, shape: str) -> dict[str, Any]:
+        required = [n for n, flag in zip(props, req_flags, strict=False) if flag]
+        out: dict[str, Any] = {"type": "object", "properties": props, "required": required}
         if closed is not None:
             out["additionalProperties"] = not closed
+        if shape == "ghost":  # a required name without a property
+            out["required"] = [*required, "ghost_name"]
+        elif shape == "allof" and len(props) > 1:  # the same object written as a conjunction
+            first, *rest = props
+            out["properties"] = {first: props[first]}
+            out["required"] = [n for n in required if n == first]
+            out["allOf"] = [
+                {"type": "object", "properties": {n: props[n]}, **({"required": [n]} if n in required else {})}
+                for n in rest
+            ]
         return out
 
     return st.builds(
@@ -75,6 +97,7 @@ def _objects(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[d
         st.dictionaries(NAMES, children, min_size=1, max_size=3),
         st.lists(st.booleans(), min_size=3, max_size=3),
         st.sampled_from([None, True, None]),
+        st.sampled_from(["plain", "plain", "ghost", "allof"]),
     )
 
 
@@ -111,7 +134,8 @@ ROOTS = st.builds(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ROOTS)
 def test_generated_schemas_keep_invariants_for_every_target(schema: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator.check_schema(schema)
+    meaning = without_nulls(schema)  # what the nulls stand for: nothing
+    jsonschema.Draft202012Validator.check_schema(meaning)
     before = copy.deepcopy(schema)
     spec = ToolSpec(name="gen.tool", description="generated", input_schema=schema)
     for profile, strict, form in TARGETS:
@@ -134,7 +158,7 @@ def test_generated_schemas_keep_invariants_for_every_target(schema: dict[str, An
         assert json.dumps(again.parameters) == json.dumps(tool.parameters)
         if form != "openapi" and not tool.strict:
             # Only removals that widen what is valid: a value valid for the original stays valid.
-            args = example_args(schema, schema, True)
-            if jsonschema.Draft202012Validator(schema).is_valid(args):
+            args = example_args(meaning, meaning, True)
+            if jsonschema.Draft202012Validator(meaning).is_valid(args):
                 jsonschema.validate(args, tool.parameters)
     assert schema == before
