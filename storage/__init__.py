@@ -15,6 +15,7 @@ from storage.errors import (
     StorageBusy,
     StorageError,
 )
+from storage.files import ensure_private_dir
 from storage.keys import RotationReport
 from storage.oauth import StoredTokenStorage
 from storage.repositories import (
@@ -59,6 +60,7 @@ __all__ = [
     "User",
     "data_home",
     "default_url",
+    "ensure_private_dir",
     "load_keyring",
     "mask",
     "open_store",

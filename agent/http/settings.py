@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from storage import ensure_private_dir
+
 ADMIN_TOKEN_ENV = "ROUTEKIT_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ADMIN_TOKEN_FILE = "admin_token.sha256"  # noqa: S105 - a file name
 
@@ -66,7 +68,7 @@ def resolve_admin_token(data_dir: Path, environ: dict[str, str] | None = None) -
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), None
     token = "rka_" + secrets.token_urlsafe(32)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(hash_token(token) + "\n")
