@@ -27,12 +27,29 @@ from storage.crypto import AssociatedData, mask
 from storage.errors import DecryptionFailed, NotFound
 from storage.keys import GLOBAL_OWNER, KeyManager
 
-Status = Literal["ok", "needs_reconfiguration"]
+# "unreadable" is never stored: a row whose stored text is not valid Unicode reads as such (see _valid_text).
+Status = Literal["ok", "needs_reconfiguration", "unreadable"]
 TOKEN_PREFIX = "rk_"  # noqa: S105 - a prefix, not a secret
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+UNREADABLE_TEXT = (
+    "this entry holds text that is not valid Unicode (a lone surrogate, stored before such input was refused) "
+    "and cannot be shown or used; delete it and add it again"
+)
+
+
+def _valid_text(*values: Any) -> bool:
+    """False when a decoded value holds a lone surrogate: JSON's ``"\\ud800"`` decodes to one, the JSON
+    columns store it escaped, and no answer can encode it again (a listing would fail as a whole)."""
+    try:
+        json.dumps(values, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hash_token(token: str) -> str:
@@ -170,6 +187,7 @@ class ProviderConfigRecord:
     api_key_masked: str | None
     extra_header_names: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why the row cannot be used, for status "unreadable"
 
 
 _PC_COLUMNS = (
@@ -266,6 +284,8 @@ class ProviderConfigs:
         opened = await self._open(c, row)
         status: Status = "needs_reconfiguration" if opened is None or row["status"] != "ok" else "ok"
         key, headers = opened if opened is not None else (None, {})
+        options = json.loads(row["options_json"])
+        readable = _valid_text(options, key, list(headers))
         record = ProviderConfigRecord(
             id=row["id"],
             user_id=row["user_id"],
@@ -274,10 +294,11 @@ class ProviderConfigs:
             base_url=row["base_url"],
             default_model=row["default_model"],
             is_default=bool(row["is_default"]),
-            status=status,
-            api_key_masked=mask(key),
-            extra_header_names=tuple(sorted(headers)),
-            options=json.loads(row["options_json"]),
+            status=status if readable else "unreadable",
+            api_key_masked=mask(key) if readable else None,
+            extra_header_names=tuple(sorted(headers)) if readable else (),
+            options=options if readable else {},
+            error=None if readable else UNREADABLE_TEXT,
         )
         return record, opened is None and row["status"] == "ok"
 
@@ -388,13 +409,16 @@ class ProviderConfigs:
                 "decrypted with the configured master key. Re-enter the API key for this config."
             )
         key, headers = opened
+        options = json.loads(row["options_json"])
+        if not _valid_text(options, key, headers):
+            raise ConfigError(f"provider config {row['label'] or config_id!r}: {UNREADABLE_TEXT}")
         return ProviderConfig(
             provider=row["provider"],
             api_key=SecretStr(key) if key is not None else None,
             base_url=row["base_url"],
             default_model=row["default_model"],
             extra_headers=headers,
-            options=json.loads(row["options_json"]),
+            options=options,
             label=row["label"] or config_id,
             **overrides,
         )
@@ -414,6 +438,7 @@ class McpServerRecord:
     env_masked: dict[str, str]
     headers_masked: dict[str, str]
     status: Status
+    error: str | None = None  # why the row cannot be used, for status "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,14 +539,19 @@ class McpServers:
                 opened = await self._open(c, row)
                 env, headers = opened if opened is not None else ({}, {})
                 status: Status = "ok" if opened is not None and row["status"] == "ok" else "needs_reconfiguration"
+                config = json.loads(row["config_json"])
+                readable = _valid_text(config, env, headers)
+                if not readable:
+                    status, config, env, headers = "unreadable", {}, {}, {}
                 record = McpServerRecord(
                     id=row["id"],
                     owner=row["owner"] or None,
                     name=row["name"],
-                    config=json.loads(row["config_json"]),
+                    config=config,
                     env_masked={k: mask(v) or "" for k, v in env.items()},
                     headers_masked={k: mask(v) or "" for k, v in headers.items()},
                     status=status,
+                    error=None if readable else UNREADABLE_TEXT,
                 )
                 out.append((record, opened is None and row["status"] == "ok"))
             return out
@@ -560,7 +590,10 @@ class McpServers:
                 f"MCP server {name!r} needs reconfiguration: its stored env/headers cannot be decrypted with the "
                 "configured master key. Re-enter them."
             )
-        return McpServerSecrets(name=name, config=json.loads(row["config_json"]), env=opened[0], headers=opened[1])
+        config = json.loads(row["config_json"])
+        if not _valid_text(config, opened):
+            raise ConfigError(f"MCP server {name!r}: {UNREADABLE_TEXT}")
+        return McpServerSecrets(name=name, config=config, env=opened[0], headers=opened[1])
 
     async def delete(self, owner: str | None, name: str) -> None:
         await self._db.write(

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.http import routes_admin, routes_config, routes_mcp, routes_sessions, routes_usage, runs
+from agent.http.bodies import ValidUnicodeBodies
 from agent.http.deps import ServiceState
 from agent.http.hubs import HubPool
 from agent.http.limits import BodySizeLimit, RateLimiter, RunSlots, TooManyRequests
@@ -141,6 +142,7 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    app.add_middleware(ValidUnicodeBodies)
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -43,6 +43,7 @@ class McpServerOut(BaseModel):
     headers_masked: dict[str, str]
     env_masked: dict[str, str]
     status: str
+    error: str | None = Field(default=None, description="Why the entry cannot be used (status 'unreadable')")
 
     @classmethod
     def of(cls, record: McpServerRecord) -> McpServerOut:
@@ -54,6 +55,7 @@ class McpServerOut(BaseModel):
             headers_masked=record.headers_masked,
             env_masked=record.env_masked,
             status=record.status,
+            error=record.error,
         )
 
 
