@@ -21,10 +21,10 @@ import genai_prices
 
 from providers.profiles import PROFILES
 from providers.types import Usage
-from storage._db import Conn, Database, Row
-from storage.repositories import new_id
+from storage._db import Conn, Database, Row, new_id
 
-AttemptStatus = Literal["ok", "error", "aborted"]
+# "interrupted": the process died during the call (an open attempt settled later, see storage.attempts).
+AttemptStatus = Literal["ok", "error", "aborted", "interrupted"]
 GroupBy = Literal["user", "provider", "model", "day", "session", "config"]
 _GROUP_COLUMNS: dict[str, str] = {
     "user": "user_id",
@@ -193,12 +193,14 @@ _INSERT = (
 )
 
 
-def prepare(entry: UsageEntry, *, now: float | None = None) -> tuple[UsageRow, tuple[Any, ...]]:
+def prepare(
+    entry: UsageEntry, *, now: float | None = None, row_id: str | None = None
+) -> tuple[UsageRow, tuple[Any, ...]]:
     """Price an entry and build its row (done outside the transaction to keep transactions short)."""
     created = time.time() if now is None else now
     day = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%d")
     cost = price_usd(entry.provider, entry.model, entry.usage)
-    row = UsageRow(new_id(), entry, cost, created, day)
+    row = UsageRow(row_id or new_id(), entry, cost, created, day)
     u = entry.usage
     params = (
         row.id,
@@ -226,11 +228,14 @@ def prepare(entry: UsageEntry, *, now: float | None = None) -> tuple[UsageRow, t
     return row, params
 
 
-async def insert_usage(c: Conn, params: Sequence[tuple[Any, ...]]) -> None:
+async def insert_usage(c: Conn, params: Sequence[tuple[Any, ...]], *, skip_existing: bool = False) -> None:
+    """Insert prepared rows inside the caller's transaction; ``skip_existing``: a row whose id is stored
+    already is left as it is (settling open attempts, which two processes may do at once)."""
+    sql = _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing else _INSERT
     if len(params) == 1:
-        await c.execute(_INSERT, *params[0])
+        await c.execute(sql, *params[0])
     else:
-        await c.executemany(_INSERT, list(params))
+        await c.executemany(sql, list(params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,10 +31,10 @@ async def tables(store: object) -> set[str]:
 
 async def test_migrates_from_empty(db_url: str, keyring: Keyring) -> None:
     async with await open_store(db_url, keyring=keyring) as store:
-        assert await store.schema_version() == latest_version(store.dialect) == 2
+        assert await store.schema_version() == latest_version(store.dialect) == 3
         assert {"users", "usage", "budgets", "messages", "data_keys"} <= await tables(store)
     async with await open_store(db_url, keyring=keyring) as store:  # idempotent
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
 
 
 async def test_upgrades_previous_schema_in_place(db_url: str, keyring: Keyring) -> None:
@@ -47,12 +47,15 @@ async def test_upgrades_previous_schema_in_place(db_url: str, keyring: Keyring) 
         session = await old.sessions.create(user.id)
         await old.messages.append(session.id, Message.user("from v1"))
     async with await open_store(db_url, keyring=keyring) as store:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 3
         resolved = await store.provider_configs.resolve(user.id, config.id)
         assert resolved.api_key is not None and resolved.api_key.get_secret_value() == "sk-from-v1-schema-0001"
         assert [m.message.text for m in await store.messages.list(session.id)] == ["from v1"]
         await store.usage.set_budget(user.id, monthly_usd="5", monthly_tokens=None)  # the v2 table works
         assert (await store.usage.check_budget(user.id)).limit_usd == 5
+        assert (await store.sessions.get(session.id)).running is False  # the v3 columns: no claim yet
+        assert await store.run_claims.claim(session.id, "after-upgrade", 30.0) is not None
+        assert (await store.sessions.get(session.id)).running is True
 
 
 async def test_two_processes_migrate_at_once(db_url: str) -> None:
@@ -60,10 +63,10 @@ async def test_two_processes_migrate_at_once(db_url: str) -> None:
     outputs = [p.communicate(timeout=90) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
-        assert out.strip() == "version 2"
+        assert out.strip() == "version 3"
     async with await open_store(db_url, keyring=Keyring.single(KEY_V1)) as store:
         rows = await store.db.read(lambda c: c.fetch("SELECT version FROM schema_migrations ORDER BY version"))
-        assert [int(r["version"]) for r in rows] == [1, 2]
+        assert [int(r["version"]) for r in rows] == [1, 2, 3]
         assert len(await store.db.read(lambda c: c.fetch("SELECT * FROM master_keys"))) == 1
 
 
@@ -75,7 +78,8 @@ async def test_database_newer_than_code_is_refused_untouched(db_url: str, keyrin
     with pytest.raises(SchemaTooNew, match="Upgrade routekit") as info:
         await open_store(db_url, keyring=keyring)
     assert "99" in str(info.value)
-    assert await raw_fetch(db_url, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,), (99,)]
+    versions = await raw_fetch(db_url, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(1,), (2,), (3,), (99,)]
     assert await raw_fetch(db_url, "SELECT COUNT(*) FROM master_keys") == [(1,)]
 
 
@@ -192,7 +196,7 @@ async def test_two_store_instances_share_postgres(pg: pgserver.PgServer, keyring
         ).api_key.get_secret_value() == "sk-shared-instance-55"  # type: ignore[union-attr]
     # a separate process on the same database sees the same data
     result = run_worker("migrate", url, env=ENV_V1)
-    assert result.returncode == 0 and result.stdout.strip() == "version 2", result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == "version 3", result.stderr
 
 
 async def test_kill_9_during_writes_keeps_every_committed_row(db_url: str, keyring: Keyring) -> None:
