@@ -245,6 +245,8 @@ class Session:
         self._cancel_requested = False
         self._lock = anyio.Lock()
         self.unsaved_record: SessionRecord | None = None  # a new session not written yet (see _open)
+        self.run_id: str | None = None  # the run claim held on the session by the caller (see open)
+        self.config_id: str | None = None  # the main provider config's stored id
 
     # ----------------------------------------------------------------- opening
 
@@ -270,6 +272,7 @@ class Session:
         max_tokens: int | None = None,
         retry: RetryPolicy | None = None,
         breakers: Breakers | None = None,
+        run_id: str | None = None,
     ) -> Session:
         """Open a new session (or, with ``session_id``, an existing one; see :meth:`resume`).
 
@@ -279,7 +282,9 @@ class Session:
         the main provider fails (each needs a default model). ``mcp``: a config object, the decoded
         ``mcpServers`` JSON or a path to it; the session opens a hub for it. ``hub``: an already open hub
         (not closed by the session). ``store``: a Store or database URL (default: the embedded SQLite
-        store). ``user``: a User or user id (default: the local user, created on first use).
+        store). ``user``: a User or user id (default: the local user, created on first use). ``run_id``: the
+        run claim (:mod:`storage.claims`) the caller holds on the session, if any: model calls in flight are
+        recorded under it, so that they are settled when it lapses (:mod:`storage.attempts`).
         """
         self = cls()
         try:
@@ -302,6 +307,7 @@ class Session:
                 max_tokens=max_tokens,
                 retry=retry,
                 breakers=breakers,
+                run_id=run_id,
             )
         except BaseException:
             await self.aclose()
@@ -334,8 +340,11 @@ class Session:
         max_tokens: int | None,
         retry: RetryPolicy | None,
         breakers: Breakers | None,
+        run_id: str | None,
     ) -> None:
         from storage.store import open_store
+
+        self.run_id = run_id
 
         if store is None or isinstance(store, str):
             self.store = await open_store(store)

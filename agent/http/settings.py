@@ -37,6 +37,9 @@ class ServiceSettings:
     resolver: Resolver | None = field(default=None, repr=False)
     # How long a tool call may wait for the user's approval before it is denied.
     approval_timeout: float = 300.0
+    # A run's claim on its session (one run per session, across instances) lasts this long unless renewed; the
+    # run renews it every third of that. A killed instance's sessions are free again after at most this long.
+    run_lease_seconds: float = 30.0
     # Open MCP hubs kept between runs (see agent.http.hubs): how long an idle one stays, and how many.
     hub_idle_seconds: float = 300.0
     max_idle_hubs: int = 32
