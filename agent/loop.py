@@ -164,7 +164,9 @@ class Run:
         )
         self.pending_usage.append(entry)
         cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
-        self.tracker.add_usage(usage, cost)
+        # An answered call that reported nothing makes every total unknown; a failed attempt that reported
+        # nothing is not counted (it was refused, or its usage is recorded as unknown in the ledger).
+        self.tracker.add_usage(usage if usage is not None or attempt.outcome != "ok" else Usage(), cost)
         if attempt.outcome == "ok" and usage is not None:
             self.emit(UsageUpdated(step=usage, total=self.total_usage(), cost_usd=self.cost_usd()))
 
@@ -177,10 +179,8 @@ class Run:
             )
 
     def total_usage(self) -> Usage:
-        total = self.tracker.usage
-        if not self.usage_unknown:
-            return total
-        return Usage(cache_read_tokens=total.cache_read_tokens, cache_write_tokens=total.cache_write_tokens)
+        """The run's usage so far: each field summed over its calls, None when any call left it unknown."""
+        return self.tracker.usage
 
     def cost_usd(self) -> float | None:
         if not self.tracker.cost_known or self.usage_unknown:
