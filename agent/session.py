@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from mcp_bridge.config import McpConfig
     from mcp_bridge.hub import McpHub
+    from storage.attempts import OpenAttempt
     from storage.repositories import SessionRecord, User
     from storage.store import Store
 
@@ -358,6 +359,7 @@ class Session:
         if provider is None and config_id is None and record is not None and record.provider_config_id:
             config_id = record.provider_config_id
         main, main_id = await self._config(provider, config_id)
+        self.config_id = main_id
         self.model_name = main.resolve_model(model or (record.model if record else None))
         self.provider_name = main.provider
         configs = [(main, main_id)]
@@ -396,6 +398,8 @@ class Session:
                 metadata={"system": system} if system else None,
             )
         else:
+            # A model call that a killed process left open becomes an "interrupted" usage row now.
+            await self.store.open_attempts.settle(record.id)
             stored = await self.store.messages.list(record.id)
             self.history = [m.message for m in stored]
             if system is None:
@@ -695,6 +699,7 @@ class Session:
         finally:
             self._run = None
             self._cancel_scope = None
+            await run.drop_unused_attempt()
         result = self._result(run)
         run.emit(RunFinished(result))
         return result
@@ -775,12 +780,14 @@ class Session:
             stop=request.stop_sequences,
         )
         attempts_before = len(self._sampling_attempts)
+        open_attempt = self.next_open_attempt(self.model_name, streamed=False)
+        await self.store.open_attempts.open(open_attempt)  # a commit of its own: no other precedes the call
         try:
             response = await self._sampling_model.complete(model_request)
         finally:
             attempts = self._sampling_attempts[attempts_before:]
             del self._sampling_attempts[attempts_before:]
-            await self._meter_sampling(attempts)
+            await self._meter_sampling(attempts, open_attempt.id)
         stop = {"end_turn": "endTurn", "stop_sequence": "stopSequence", "max_tokens": "maxTokens"}
         return SamplingResponse(
             message=Message.assistant(response.text),
@@ -788,7 +795,21 @@ class Session:
             stop_reason=stop.get(response.stop_reason, response.stop_reason),
         )
 
-    async def _meter_sampling(self, attempts: list[Attempt]) -> None:
+    def next_open_attempt(self, model: str, *, streamed: bool) -> OpenAttempt:
+        """This session's next model call, to record as open before it is made (see storage.attempts)."""
+        from storage.attempts import new_open_attempt
+
+        return new_open_attempt(
+            self.user_id,
+            self.provider_name,
+            model,
+            session_id=self.session_id,
+            run_id=self.run_id,
+            config_id=self.config_id,
+            streamed=streamed,
+        )
+
+    async def _meter_sampling(self, attempts: list[Attempt], open_attempt: str) -> None:
         from storage.usage import UsageEntry, price_usd
 
         entries = []
@@ -810,9 +831,16 @@ class Session:
                     request_id=attempt.request_id,
                 )
             )
-            if self._run is not None and usage is not None:
-                self._run.tracker.add_usage(usage, price_usd(attempt.provider, attempt.model, usage))
-        if entries:
-            with anyio.CancelScope(shield=True):
-                await self.ensure_stored()
-                await self.store.usage.record_many(entries)
+            if self._run is not None and (usage is not None or attempt.outcome == "ok"):
+                # As for the run's own calls: an answered call that reported nothing makes the totals unknown.
+                if usage is None:
+                    self._run.usage_unknown = True
+                cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
+                self._run.tracker.add_usage(usage or Usage(), cost)
+        with anyio.CancelScope(shield=True):
+            # The attempts' rows and the end of the open attempt in one commit (the session's row first if
+            # it was not written yet).
+            await self.store.record_step(
+                self.session_id, (), entries, new_session=self.unsaved_record, close_attempt=open_attempt
+            )
+            self.unsaved_record = None

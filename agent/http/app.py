@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -108,8 +109,10 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with hubs.running():
+        async with hubs.running(), anyio.create_task_group() as tg:
+            tg.start_soon(runs.settle_open_attempts, app.state.routekit)
             yield
+            tg.cancel_scope.cancel()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -210,6 +210,21 @@ async def _keep_claim(state: ServiceState, claim: RunClaim) -> None:
             _log.warning("renewing the claim of run %s failed: %s", claim.run_id, type(exc).__name__)
 
 
+async def settle_open_attempts(state: ServiceState) -> None:
+    """While the service runs: record the model calls of runs whose instance died (their claim lapsed) as
+    interrupted usage rows, also when their sessions are never used again (see storage.attempts)."""
+    every = max(2 * state.settings.run_lease_seconds, 1.0)
+    while True:
+        await anyio.sleep(every)
+        try:
+            settled = await state.store.open_attempts.settle()
+        except StorageError as exc:
+            _log.warning("settling open model calls failed: %s", type(exc).__name__)
+            continue
+        if settled:
+            _log.info("recorded %d model call(s) of stopped runs as interrupted", settled)
+
+
 async def _release(state: ServiceState, claim: RunClaim) -> None:
     with anyio.CancelScope(shield=True):
         try:

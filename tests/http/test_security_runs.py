@@ -84,7 +84,7 @@ def wait_for_run(service: Service, token: str, session_id: str, running: bool, t
 
 
 def test_ten_concurrent_posts_one_run(claims_service: Service, token: str, fake: FakeOpenAIServer) -> None:
-    fake.faults.append(Fault(delay=2.5))  # the winner's model call lasts long enough for all ten to collide
+    fake.faults.append(Fault(delay=8.0))  # the winner's model call outlasts the other nine posts, even under load
     fake.turns.extend(FakeTurn(text=f"answer {n}") for n in range(10))
     with claims_service.client(token) as c:
         session_id = new_session(c)
@@ -193,3 +193,37 @@ def test_a_claim_held_by_another_process_then_expired(
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
+
+
+def test_the_service_settles_model_calls_of_runs_that_died(claims_service: Service, token: str) -> None:
+    """A run on another instance died mid-call (its claim lapsed): this instance records the call as
+    interrupted on its own, without anyone resuming the session."""
+    from storage import SQLStore
+    from storage.attempts import new_open_attempt
+
+    with claims_service.client(token) as c:
+        session_id = new_session(c)
+
+    async def orphan(store: SQLStore) -> str:
+        record = await store.sessions.get(session_id)
+        attempt = new_open_attempt(
+            record.user_id, "openai", "gpt-4.1-mini", session_id=session_id, run_id="run-of-a-dead-instance"
+        )
+        await store.open_attempts.open(attempt)
+        return attempt.id
+
+    attempt_id = claims_service.call(orphan)
+    deadline = time.monotonic() + 15
+    with claims_service.client(token) as c:
+        while True:
+            report = c.get("/api/usage", params={"session_id": session_id}).json()
+            if report["total"] is not None:
+                break
+            assert time.monotonic() < deadline, "the orphaned call was never recorded"
+            time.sleep(0.1)
+    assert report["total"]["calls"] == 1
+    assert report["total"]["failed_calls"] == 1
+    assert report["total"]["input_tokens"] is None
+    assert report["total"]["cost_usd"] is None
+    rows = claims_service.call(lambda store: store.usage.rows(session_id=session_id))
+    assert [(r["id"], r["status"]) for r in rows] == [(attempt_id, "interrupted")]
