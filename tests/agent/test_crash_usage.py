@@ -88,14 +88,9 @@ async def test_killed_during_the_first_call_then_resumed(
         await store.close()
 
 
-async def test_killed_during_the_call_after_a_tool(fakes: dict[str, FakeProviderServer], tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["openai"])
+async def test_killed_during_the_call_after_a_tool(family: str, fake: FakeProviderServer, tmp_path: Path) -> None:
     """The second call's open attempt rides on the tool call's end (no commit of its own)."""
-    family = "openai"
-    fake = fakes[family]
-    with fake.lock:
-        fake.turns.clear()
-        fake.faults.clear()
-        fake.requests.clear()
     log = tmp_path / "calls.jsonl"
     gate = tmp_path / "gate"
     gate.write_text("open")  # the tool returns at once
@@ -122,17 +117,12 @@ async def test_killed_during_the_call_after_a_tool(fakes: dict[str, FakeProvider
     assert [e["tool"] for e in read_log(log)] == ["wait_for"]
 
 
+@pytest.mark.parametrize("family", ["anthropic"])
 async def test_a_claimed_run_is_settled_when_the_store_is_next_opened(
-    fakes: dict[str, FakeProviderServer], tmp_path: Path
+    family: str, fake: FakeProviderServer, tmp_path: Path
 ) -> None:
     """A service instance killed mid-call: once its claim on the session has lapsed, any open of the store
     (another instance starting, the CLI) records the call as interrupted."""
-    family = "anthropic"
-    fake = fakes[family]
-    with fake.lock:
-        fake.turns.clear()
-        fake.faults.clear()
-        fake.requests.clear()
     fake.faults.append(Fault(delay=30.0))
     db_url = f"sqlite:///{tmp_path / 'claimed.db'}"
     args = ["tests.agent.claimed_crash_worker", family, base_url_for(family, fake), db_url, str(tmp_path), "15", "hi"]
@@ -162,17 +152,12 @@ async def test_a_claimed_run_is_settled_when_the_store_is_next_opened(
         await store.close()
 
 
-async def test_a_finished_run_leaves_no_open_attempt(fakes: dict[str, FakeProviderServer], tmp_path: Path) -> None:
-    fake = fakes["ollama"]
-    with fake.lock:
-        fake.turns.clear()
-        fake.faults.clear()
+@pytest.mark.parametrize("family", ["ollama"])
+async def test_a_finished_run_leaves_no_open_attempt(family: str, fake: FakeProviderServer, tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'done.db'}", key_dir=tmp_path)
     try:
         fake.turns.append(FakeTurn(text="done"))
-        session = await Session.open(
-            provider=config_for("ollama", fake), store=store, limits=Limits(check_budget=False)
-        )
+        session = await Session.open(provider=config_for(family, fake), store=store, limits=Limits(check_budget=False))
         async with session:
             never = Limits(check_budget=False, max_turns=0)
             stopped = await session.run("never sent", limits=never)  # stops before its first call
