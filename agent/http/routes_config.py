@@ -54,6 +54,7 @@ class LlmConfigOut(BaseModel):
     api_key_masked: str | None
     extra_header_names: list[str]
     options: dict[str, Any]
+    error: str | None = Field(default=None, description="Why the config cannot be used (status 'unreadable')")
 
     @classmethod
     def of(cls, record: ProviderConfigRecord) -> LlmConfigOut:
@@ -68,6 +69,7 @@ class LlmConfigOut(BaseModel):
             api_key_masked=record.api_key_masked,
             extra_header_names=list(record.extra_header_names),
             options=record.options,
+            error=record.error,
         )
 
 
