@@ -122,11 +122,12 @@ class LimitTracker:
         return max(0.0, self.limits.timeout - (time.monotonic() - self._started))
 
     def add_usage(self, usage: Usage | None, cost: Decimal | None) -> None:
-        """Account for one model call (or attempt) that cost ``usage`` / ``cost``."""
+        """Account for one model call (or attempt) that cost ``usage`` / ``cost``. ``self.usage`` is the run's
+        total, a field unknown (None) once any call left it unknown; the limits count the known tokens."""
         if usage is not None:
             self.input_tokens += usage.input_tokens or 0
             self.output_tokens += usage.output_tokens or 0
-            self.usage = self.usage + _known(usage)
+            self.usage = self.usage + usage
         if cost is None:
             if usage is not None and usage.known:
                 self.cost_known = False
@@ -160,17 +161,6 @@ class LimitTracker:
         if self.limits.max_tool_calls is None:
             return wanted
         return max(0, min(wanted, self.limits.max_tool_calls - self.tool_calls))
-
-
-def _known(usage: Usage) -> Usage:
-    """Usage with unknown fields as 0, for the run's running total (unknowns are reported per call)."""
-    return Usage.model_construct(  # ints from a validated Usage
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_read_tokens=usage.cache_read_tokens or 0,
-        cache_write_tokens=usage.cache_write_tokens or 0,
-        reasoning_tokens=usage.reasoning_tokens or 0,
-    )
 
 
 def describe(reason: str, limits: Limits) -> str:

@@ -20,6 +20,12 @@ Durability (what a crash can lose: nothing that finished):
   answer yet, and a call whose end was lost reads as started, which resume treats as possibly run (not
   repeated unless the tool is read-only or idempotent). This halves the fsyncs of a tool-using run.
 
+* Model calls in flight: the commit that precedes a model call also records it as an open attempt (the
+  prompt's commit, or the end of the step's last tool call; a commit of its own only when none precedes
+  it, e.g. after calls that were all refused), and the step's commit that writes the call's usage removes
+  it. An open attempt that a killed process leaves behind becomes an ``interrupted`` usage row when the
+  session is resumed or the store opened (:mod:`storage.attempts`): spend is never silently missing.
+
 Resuming (:meth:`Run.settle_pending`): when the stored history ends with an assistant message whose
 tool calls have no results, each call is settled from its record — finished: the stored result; never
 started: validated, approved and run now; started but unfinished (the process died): run again only when
@@ -76,6 +82,7 @@ if TYPE_CHECKING:
     from agent.events import AgentEvent
     from agent.session import Session, ToolCallSummary, _Tool
     from mcp_bridge.callbacks import ProgressEvent
+    from storage.attempts import OpenAttempt
     from storage.repositories import ToolStart
     from storage.usage import UsageEntry
 
@@ -133,6 +140,12 @@ class Run:
         self._step_calls: list[ToolCallPart] = []
         self._step_results: list[ToolResultPart | None] = []
         self._running: dict[str, ToolCallPart] = {}
+        # The open attempt in the database for the next (or current) model call, and where that call is:
+        # "written" (not made yet), "called" (in flight), "done" (its usage awaits the step's commit).
+        self._attempt: OpenAttempt | None = None
+        self._attempt_state = "written"
+        self._tools_left = 0  # tool calls of this step still to end (the last one's commit opens the next call)
+        self._model_follows = False  # no stop is due after this step's tools (the next call may be opened)
 
     def emit(self, event: AgentEvent) -> None:
         if self._emit is not None:
@@ -142,14 +155,13 @@ class Run:
 
     def on_attempt(self, attempt: Attempt) -> None:
         session = self.session
-        entry, cost = meter(
-            attempt, user_id=session.user_id, session_id=session.session_id, config_ids=session.config_ids
-        )
+        metered = meter(attempt, user_id=session.user_id, session_id=session.session_id, config_ids=session.config_ids)
         usage = attempt.usage
-        if (usage is None and attempt.outcome == "ok") or (usage is not None and not usage.known):
+        if metered.unknown:
             self.usage_unknown = True
-        self.pending_usage.append(entry)  # written with the step (flush), never on its own
-        self.tracker.add_usage(usage, cost)
+        self.pending_usage.append(metered.entry)  # written with the step (flush), never on its own
+        if metered.counted is not None:
+            self.tracker.add_usage(metered.counted, metered.cost)
         if attempt.outcome == "ok" and usage is not None:
             self.emit(UsageUpdated(step=usage, total=self.total_usage(), cost_usd=self.cost_usd()))
 
@@ -162,10 +174,8 @@ class Run:
             )
 
     def total_usage(self) -> Usage:
-        total = self.tracker.usage
-        if not self.usage_unknown:
-            return total
-        return Usage(cache_read_tokens=total.cache_read_tokens, cache_write_tokens=total.cache_write_tokens)
+        """The run's usage so far: each field summed over its calls, None when any call left it unknown."""
+        return self.tracker.usage
 
     def cost_usd(self) -> float | None:
         if not self.tracker.cost_known or self.usage_unknown:
@@ -181,10 +191,16 @@ class Run:
         self.session.history.append(message)
         self.pending_messages.append(message)
 
-    async def flush(self, tool_starts: list[ToolStart] | None = None, *, sync: bool = True) -> None:
+    async def flush(
+        self, tool_starts: list[ToolStart] | None = None, *, sync: bool = True, open_next: bool = False
+    ) -> None:
         """Write the pending messages and usage rows (and ``tool_starts``) in one transaction; a session
-        opened but not yet stored is created in the same transaction. ``sync=False``: see the module doc."""
-        if not self.pending_messages and not self.pending_usage and not tool_starts:
+        opened but not yet stored is created in the same transaction, a finished model call's open attempt
+        is closed in it, and with ``open_next`` the next model call is recorded as open. ``sync=False``: see
+        the module doc."""
+        close = self._attempt if self._attempt is not None and self._attempt_state == "done" else None
+        opened = self._new_attempt() if open_next and (self._attempt is None or close is not None) else None
+        if not self.pending_messages and not self.pending_usage and not tool_starts and not close and not opened:
             return
         session = self.session
         messages, usage = self.pending_messages, self.pending_usage
@@ -196,8 +212,36 @@ class Run:
             tool_starts=tool_starts or (),
             new_session=session.unsaved_record,
             sync=sync,
+            close_attempt=close.id if close is not None else None,
+            open_attempt=opened,
         )
         session.unsaved_record = None
+        if close is not None:
+            self._attempt = None
+        if opened is not None:
+            self._attempt, self._attempt_state = opened, "written"
+
+    def _new_attempt(self) -> OpenAttempt:
+        return self.session.next_open_attempt(self.model, streamed=self.deltas)
+
+    async def _open_call(self) -> None:
+        """Before a model call: its open attempt is in the database (a commit of its own if none carried it)."""
+        store = self.session.store
+        if self._attempt is not None and self._attempt_state == "done":  # (a call whose step was not written)
+            await store.open_attempts.close(self._attempt.id)
+            self._attempt = None
+        if self._attempt is None:
+            attempt = self._new_attempt()
+            await store.open_attempts.open(attempt)
+            self._attempt = attempt
+        self._attempt_state = "called"
+
+    async def drop_unused_attempt(self) -> None:
+        """At the end of the run: remove an open attempt whose call was never made (the run stopped first)."""
+        if self._attempt is not None and self._attempt_state == "written":
+            attempt, self._attempt = self._attempt, None
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):  # else it is settled later
+                await self.session.store.open_attempts.close(attempt.id)
 
     # ----------------------------------------------------------------- the loop
 
@@ -206,9 +250,9 @@ class Run:
         if prompt is not None:
             self.add_message(Message.user(prompt))
             # Written before the first model call: a crash while the model thinks must not lose the prompt
-            # (settled tool results from a resume go in the same transaction). Without an fsync of its own:
-            # the step's synced commit covers it (module doc).
-            await self.flush(sync=False)
+            # (settled tool results from a resume go in the same transaction), and the call is recorded as
+            # open in it. Without an fsync of its own: the step's synced commit covers it (module doc).
+            await self.flush(sync=False, open_next=self.tracker.before_model_call() is None)
         while True:
             reason = self.tracker.before_model_call()
             if reason is not None:
@@ -242,11 +286,16 @@ class Run:
             max_tokens=self.max_tokens,
             metadata={},  # given: model_construct's default_factory path inspects the factory on every call
         )
+        await self._open_call()
         with session.tracer.chat(session.provider_name, self.model, session.session_id) as span:
-            if self.deltas:
-                final = await self._streamed(request)
-            else:
-                final = await session.model.complete(request)
+            try:
+                if self.deltas:
+                    final = await self._streamed(request)
+                else:
+                    final = await session.model.complete(request)
+            finally:
+                self._attempt_state = "done"  # its usage (whatever the outcome) goes with the next commit
+            if not self.deltas:
                 self._emit_whole(final)
             span.set_attribute("gen_ai.response.model", final.model)
             span.set_attribute("gen_ai.response.finish_reasons", [final.stop_reason])
@@ -324,6 +373,9 @@ class Run:
             runnable = runnable[:allowed]
         self.tracker.tool_calls += len(runnable)
         self.tracker.invalid_steps = self.tracker.invalid_steps + 1 if invalid else 0
+        # Whether a model call is due after the tools (the last tool's commit then records it as open).
+        self._model_follows = stop is None and self.tracker.invalid_steps < self.tracker.limits.max_invalid_steps
+        self._tools_left = len(runnable)
         from storage.repositories import ToolStart
 
         # One transaction: the step that asked for the calls (unless already written before asking for an
@@ -447,7 +499,10 @@ class Run:
                 span.set_attribute("error.type", "tool_error" if result.is_error else None)
             if note is not None:
                 result = result.model_copy(update={"content": [TextPart(text=note), *result.content]})
-            await session.store.tool_calls.finish(session.session_id, call.id, result, sync=False)
+            opened = self._attempt_after_tools()
+            await session.store.tool_calls.finish(session.session_id, call.id, result, sync=False, open_attempt=opened)
+            if opened is not None:
+                self._attempt, self._attempt_state = opened, "written"
             del self._running[call.id]
             duration = time.perf_counter() - started
         finally:
@@ -457,6 +512,16 @@ class Run:
             self.emit(ToolCallFinished(call.id, call.name, arguments, duration, result.is_error, result.text()))
         self._summarize(call.name, arguments, result.is_error, duration, executed=True)
         return result
+
+    def _attempt_after_tools(self) -> OpenAttempt | None:
+        """For the commit of a tool call's end: the next model call to record as open, when this is the
+        step's last tool to end and the loop will call the model next (limits are checked as the loop will)."""
+        if self._tools_left <= 0:  # (a call re-run on resume: not part of a tool phase's count)
+            return None
+        self._tools_left -= 1
+        if self._tools_left or not self._model_follows or self._attempt is not None:
+            return None
+        return self._new_attempt() if self.tracker.before_model_call() is None else None
 
     def _progress_callback(self, call: ToolCallPart) -> Callable[[ProgressEvent], Any]:
         async def on_progress(event: ProgressEvent) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from providers.types import Usage
 
@@ -19,21 +19,31 @@ if TYPE_CHECKING:
     from providers.resilience import Attempt
     from storage.usage import AttemptStatus, UsageEntry
 
-__all__ = ["meter"]
+__all__ = ["Metered", "meter"]
 
 _STATUS: dict[str, AttemptStatus] = {"ok": "ok", "error": "error", "cancelled": "aborted"}
 
 
-def meter(
-    attempt: Attempt, *, user_id: str, session_id: str | None, config_ids: Mapping[str, str]
-) -> tuple[UsageEntry, Decimal | None]:
-    """The ledger entry for ``attempt`` and its cost in USD (None when unknown: usage or price unknown).
+class Metered(NamedTuple):
+    """One attempt, metered."""
 
-    ``config_ids`` maps a provider config's label (``Attempt.config_label``) to its stored id.
+    entry: UsageEntry  # the ledger row
+    cost: Decimal | None  # USD; None when unknown (usage or price unknown)
+    counted: Usage | None  # what the attempt adds to a run's totals; None: nothing
+    unknown: bool  # the attempt leaves the run's totals (and so its cost) unknown
+
+
+def meter(attempt: Attempt, *, user_id: str, session_id: str | None, config_ids: Mapping[str, str]) -> Metered:
+    """``attempt`` as its ledger entry, its cost, and what it adds to a run's totals.
+
+    ``config_ids`` maps a provider config's label (``Attempt.config_label``) to its stored id. An answered call
+    that reported nothing (or only part of its counts) makes every total unknown; a failed attempt that
+    reported nothing adds nothing (it was refused, or its row records it as unknown).
     """
     from storage.usage import UsageEntry, price_usd
 
     usage = attempt.usage
+    answered = attempt.outcome == "ok"
     entry = UsageEntry(
         user_id=user_id,
         provider=attempt.provider,
@@ -50,4 +60,6 @@ def meter(
         request_id=attempt.request_id,
     )
     cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
-    return entry, cost
+    counted = usage if usage is not None else (Usage() if answered else None)
+    unknown = (usage is None and answered) or (usage is not None and not usage.known)
+    return Metered(entry, cost, counted, unknown)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from mcp_bridge.config import McpConfig
     from mcp_bridge.hub import McpHub
     from providers.egress import EgressPolicy
+    from storage.attempts import OpenAttempt
     from storage.repositories import SessionRecord, User
     from storage.store import Store
 
@@ -263,6 +264,8 @@ class Session:
         self._lock = anyio.Lock()
         self.unsaved_record: SessionRecord | None = None  # a new session not written yet (see _open)
         self._egress: EgressPolicy | None = None
+        self.run_id: str | None = None  # the run claim held on the session by the caller (see open)
+        self.config_id: str | None = None  # the main provider config's stored id
 
     # ----------------------------------------------------------------- opening
 
@@ -290,6 +293,7 @@ class Session:
         breakers: Breakers | None = None,
         egress: EgressPolicy | None = None,
         mcp_egress: Mapping[str, EgressPolicy] | None = None,
+        run_id: str | None = None,
     ) -> Session:
         """Open a new session (or, with ``session_id``, an existing one; see :meth:`resume`).
 
@@ -302,7 +306,9 @@ class Session:
         store). ``user``: a User or user id (default: the local user, created on first use).
         ``egress`` (the HTTP service): provider adapters connect only where the policy allows and never use
         the process environment's keys or hosts; ``mcp_egress`` does the same per MCP server name for the
-        hub the session opens (see :mod:`providers.egress`).
+        hub the session opens (see :mod:`providers.egress`). ``run_id``: the
+        run claim (:mod:`storage.claims`) the caller holds on the session, if any: model calls in flight are
+        recorded under it, so that they are settled when it lapses (:mod:`storage.attempts`).
         """
         self = cls()
         try:
@@ -327,6 +333,7 @@ class Session:
                 breakers=breakers,
                 egress=egress,
                 mcp_egress=mcp_egress,
+                run_id=run_id,
             )
         except BaseException:
             await self.aclose()
@@ -361,8 +368,11 @@ class Session:
         breakers: Breakers | None,
         egress: EgressPolicy | None,
         mcp_egress: Mapping[str, EgressPolicy] | None,
+        run_id: str | None,
     ) -> None:
         from storage.store import open_store
+
+        self.run_id = run_id
 
         if store is None or isinstance(store, str):
             self.store = await open_store(store)
@@ -377,6 +387,7 @@ class Session:
             config_id = record.provider_config_id
         self._egress = egress
         main, main_id = await self._config(provider, config_id)
+        self.config_id = main_id
         self.model_name = main.resolve_model(model or (record.model if record else None))
         self.provider_name = main.provider
         configs = [(main, main_id)]
@@ -415,6 +426,8 @@ class Session:
                 metadata={"system": system} if system else None,
             )
         else:
+            # A model call that a killed process left open becomes an "interrupted" usage row now.
+            await self.store.open_attempts.settle(record.id)
             stored = await self.store.messages.list(record.id)
             self.history = [m.message for m in stored]
             if system is None:
@@ -725,6 +738,7 @@ class Session:
         finally:
             self._run = None
             self._cancel_scope = None
+            await run.drop_unused_attempt()
         result = self._result(run)
         run.emit(RunFinished(result))
         return result
@@ -805,12 +819,14 @@ class Session:
             stop=request.stop_sequences,
         )
         attempts_before = len(self._sampling_attempts)
+        open_attempt = self.next_open_attempt(self.model_name, streamed=False)
+        await self.store.open_attempts.open(open_attempt)  # a commit of its own: no other precedes the call
         try:
             response = await self._sampling_model.complete(model_request)
         finally:
             attempts = self._sampling_attempts[attempts_before:]
             del self._sampling_attempts[attempts_before:]
-            await self._meter_sampling(attempts)
+            await self._meter_sampling(attempts, open_attempt.id)
         stop = {"end_turn": "endTurn", "stop_sequence": "stopSequence", "max_tokens": "maxTokens"}
         return SamplingResponse(
             message=Message.assistant(response.text),
@@ -818,16 +834,36 @@ class Session:
             stop_reason=stop.get(response.stop_reason, response.stop_reason),
         )
 
-    async def _meter_sampling(self, attempts: list[Attempt]) -> None:
+    def next_open_attempt(self, model: str, *, streamed: bool) -> OpenAttempt:
+        """This session's next model call, to record as open before it is made (see storage.attempts)."""
+        from storage.attempts import new_open_attempt
+
+        return new_open_attempt(
+            self.user_id,
+            self.provider_name,
+            model,
+            session_id=self.session_id,
+            run_id=self.run_id,
+            config_id=self.config_id,
+            streamed=streamed,
+        )
+
+    async def _meter_sampling(self, attempts: list[Attempt], open_attempt: str) -> None:
         from agent.metering import meter
 
         entries = []
         for attempt in attempts:
-            entry, cost = meter(attempt, user_id=self.user_id, session_id=self.session_id, config_ids=self.config_ids)
-            entries.append(entry)
-            if self._run is not None and attempt.usage is not None:
-                self._run.tracker.add_usage(attempt.usage, cost)
-        if entries:
-            with anyio.CancelScope(shield=True):
-                await self.ensure_stored()
-                await self.store.usage.record_many(entries)
+            metered = meter(attempt, user_id=self.user_id, session_id=self.session_id, config_ids=self.config_ids)
+            entries.append(metered.entry)
+            if self._run is not None:  # as for the run's own calls (agent.metering)
+                if metered.unknown:
+                    self._run.usage_unknown = True
+                if metered.counted is not None:
+                    self._run.tracker.add_usage(metered.counted, metered.cost)
+        with anyio.CancelScope(shield=True):
+            # The attempts' rows and the end of the open attempt in one commit (the session's row first if
+            # it was not written yet).
+            await self.store.record_step(
+                self.session_id, (), entries, new_session=self.unsaved_record, close_attempt=open_attempt
+            )
+            self.unsaved_record = None

@@ -769,14 +769,23 @@ class McpHub:
         self.tools_version = 0
 
     async def __aenter__(self) -> McpHub:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        for name, server in self.config.enabled.items():
-            connection = _Connection(self, server)
-            self._connections[name] = connection
-            self._tg.start_soon(connection.run, name=f"mcp-server-{name}")
-        for connection in self._connections.values():
-            await connection.first_done.wait()
+        tg = self._tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            for name, server in self.config.enabled.items():
+                connection = _Connection(self, server)
+                self._connections[name] = connection
+                tg.start_soon(connection.run, name=f"mcp-server-{name}")
+            for connection in self._connections.values():
+                await connection.first_done.wait()
+        except BaseException as exc:
+            # A cancelled open (its caller went away, a deadline) closes what it started: leaving the task group
+            # cancels every connection still starting, and the SDK's transport stops its server process.
+            for connection in self._connections.values():
+                connection.close()
+            self._tg = None
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(

@@ -16,6 +16,7 @@ from storage.errors import (
     StorageError,
     TokenExpired,
 )
+from storage.files import ensure_private_dir
 from storage.keys import RotationReport
 from storage.oauth import StoredTokenStorage
 from storage.repositories import (
@@ -63,6 +64,7 @@ __all__ = [
     "User",
     "data_home",
     "default_url",
+    "ensure_private_dir",
     "load_keyring",
     "mask",
     "open_store",

@@ -8,12 +8,18 @@ database; PostgreSQL runs each in its own pooled transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
 Dialect = Literal["sqlite", "postgres"]
+
+
+def new_id() -> str:
+    """A row id: 32 hex digits, random."""
+    return uuid.uuid4().hex
 
 
 class Conn(Protocol):

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
 from storage.errors import DecryptionFailed, MasterKeyError
+from storage.files import ensure_private_dir
 
 MASTER_KEY_ENV = "ROUTEKIT_MASTER_KEY"
 KEY_FILE_NAME = "master.key"
@@ -170,7 +171,7 @@ def load_keyring(data_dir: Path, *, environ: Mapping[str, str] | None = None, cr
         return parse_master_keys(path.read_text(encoding="ascii", errors="replace"), source=str(path))
     if not create:
         raise MasterKeyError(f"no master key: set {MASTER_KEY_ENV} or create {path}.")
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(data_dir)
     key = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from storage._db import Conn, Database
+from storage._db import Conn, Database, new_id
 from storage.crypto import AssociatedData
 from storage.errors import DecryptionFailed
 from storage.keys import GLOBAL_OWNER, KeyManager
-from storage.repositories import new_id
 
 if TYPE_CHECKING:  # importing the mcp SDK costs ~1 s; only token reads need it at run time
     from mcp.shared.auth import OAuthClientInformationFull, OAuthToken

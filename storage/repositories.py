@@ -11,7 +11,6 @@ import hashlib
 import json
 import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,17 +21,32 @@ from providers.base import ProviderConfig
 from providers.errors import ConfigError
 from providers.profiles import get_profile
 from providers.types import Message, ToolResultPart
-from storage._db import Conn, Database, Row, write_inline
+from storage._db import Conn, Database, Row, new_id, write_inline
+from storage.attempts import OpenAttempt, insert_open_attempt
+from storage.claims import live_claim_sql
 from storage.crypto import AssociatedData, mask
 from storage.errors import DecryptionFailed, NotFound, TokenExpired
 from storage.keys import GLOBAL_OWNER, KeyManager
 
-Status = Literal["ok", "needs_reconfiguration"]
+# "unreadable" is never stored: a row whose stored text is not valid Unicode reads as such (see _valid_text).
+Status = Literal["ok", "needs_reconfiguration", "unreadable"]
 TOKEN_PREFIX = "rk_"  # noqa: S105 - a prefix, not a secret
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
+UNREADABLE_TEXT = (
+    "this entry holds text that is not valid Unicode (a lone surrogate, stored before such input was refused) "
+    "and cannot be shown or used; delete it and add it again"
+)
+
+
+def _valid_text(*values: Any) -> bool:
+    """False when a decoded value holds a lone surrogate: JSON's ``"\\ud800"`` decodes to one, the JSON
+    columns store it escaped, and no answer can encode it again (a listing would fail as a whole)."""
+    try:
+        json.dumps(values, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hash_token(token: str) -> str:
@@ -193,6 +207,7 @@ class ProviderConfigRecord:
     api_key_masked: str | None
     extra_header_names: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why the row cannot be used, for status "unreadable"
 
 
 _PC_COLUMNS = (
@@ -289,6 +304,8 @@ class ProviderConfigs:
         opened = await self._open(c, row)
         status: Status = "needs_reconfiguration" if opened is None or row["status"] != "ok" else "ok"
         key, headers = opened if opened is not None else (None, {})
+        options = json.loads(row["options_json"])
+        readable = _valid_text(options, key, list(headers))
         record = ProviderConfigRecord(
             id=row["id"],
             user_id=row["user_id"],
@@ -297,10 +314,11 @@ class ProviderConfigs:
             base_url=row["base_url"],
             default_model=row["default_model"],
             is_default=bool(row["is_default"]),
-            status=status,
-            api_key_masked=mask(key),
-            extra_header_names=tuple(sorted(headers)),
-            options=json.loads(row["options_json"]),
+            status=status if readable else "unreadable",
+            api_key_masked=mask(key) if readable else None,
+            extra_header_names=tuple(sorted(headers)) if readable else (),
+            options=options if readable else {},
+            error=None if readable else UNREADABLE_TEXT,
         )
         return record, opened is None and row["status"] == "ok"
 
@@ -411,13 +429,16 @@ class ProviderConfigs:
                 "decrypted with the configured master key. Re-enter the API key for this config."
             )
         key, headers = opened
+        options = json.loads(row["options_json"])
+        if not _valid_text(options, key, headers):
+            raise ConfigError(f"provider config {row['label'] or config_id!r}: {UNREADABLE_TEXT}")
         return ProviderConfig(
             provider=row["provider"],
             api_key=SecretStr(key) if key is not None else None,
             base_url=row["base_url"],
             default_model=row["default_model"],
             extra_headers=headers,
-            options=json.loads(row["options_json"]),
+            options=options,
             label=row["label"] or config_id,
             **overrides,
         )
@@ -437,6 +458,7 @@ class McpServerRecord:
     env_masked: dict[str, str]
     headers_masked: dict[str, str]
     status: Status
+    error: str | None = None  # why the row cannot be used, for status "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,14 +559,19 @@ class McpServers:
                 opened = await self._open(c, row)
                 env, headers = opened if opened is not None else ({}, {})
                 status: Status = "ok" if opened is not None and row["status"] == "ok" else "needs_reconfiguration"
+                config = json.loads(row["config_json"])
+                readable = _valid_text(config, env, headers)
+                if not readable:
+                    status, config, env, headers = "unreadable", {}, {}, {}
                 record = McpServerRecord(
                     id=row["id"],
                     owner=row["owner"] or None,
                     name=row["name"],
-                    config=json.loads(row["config_json"]),
+                    config=config,
                     env_masked={k: mask(v) or "" for k, v in env.items()},
                     headers_masked={k: mask(v) or "" for k, v in headers.items()},
                     status=status,
+                    error=None if readable else UNREADABLE_TEXT,
                 )
                 out.append((record, opened is None and row["status"] == "ok"))
             return out
@@ -583,7 +610,10 @@ class McpServers:
                 f"MCP server {name!r} needs reconfiguration: its stored env/headers cannot be decrypted with the "
                 "configured master key. Re-enter them."
             )
-        return McpServerSecrets(name=name, config=json.loads(row["config_json"]), env=opened[0], headers=opened[1])
+        config = json.loads(row["config_json"])
+        if not _valid_text(config, opened):
+            raise ConfigError(f"MCP server {name!r}: {UNREADABLE_TEXT}")
+        return McpServerSecrets(name=name, config=config, env=opened[0], headers=opened[1])
 
     async def delete(self, owner: str | None, name: str) -> None:
         await self._db.write(
@@ -604,6 +634,7 @@ class SessionRecord:
     metadata: dict[str, Any]
     message_count: int
     created_at: float
+    running: bool = False  # a live run claim holds the session (see storage.claims), as of the read
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,22 +689,30 @@ class Sessions:
             metadata=json.loads(row["metadata_json"]),
             message_count=int(row["message_count"]),
             created_at=float(row["created_at"]),
+            running=bool(row["running"]),
         )
 
+    def _select(self, where: str) -> str:
+        running = live_claim_sql(self._db.dialect)
+        return f"SELECT *, CASE WHEN {running} THEN 1 ELSE 0 END AS running FROM sessions WHERE {where}"  # noqa: S608
+
     async def get(self, session_id: str) -> SessionRecord:
-        row = await self._db.read(lambda c: c.fetchone("SELECT * FROM sessions WHERE id = ?", session_id))
+        row = await self._db.read(lambda c: c.fetchone(self._select("id = ?"), session_id))
         if row is None:
             raise NotFound(f"no session with id {session_id!r}")
         return self._record(row)
 
     async def list(self, user_id: str) -> list[SessionRecord]:
-        rows = await self._db.read(
-            lambda c: c.fetch("SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at, id", user_id)
-        )
+        rows = await self._db.read(lambda c: c.fetch(self._select("user_id = ? ORDER BY created_at, id"), user_id))
         return [self._record(r) for r in rows]
 
-    async def delete(self, session_id: str) -> None:
-        await self._db.write(lambda c: c.execute("DELETE FROM sessions WHERE id = ?", session_id))
+    async def delete(self, session_id: str, *, unless_running: bool = False) -> bool:
+        """Delete the session (with its messages and tool calls); with ``unless_running``, only when no live
+        run claim holds it, in the same statement. Returns whether a row was deleted."""
+        sql = "DELETE FROM sessions WHERE id = ?"
+        if unless_running:
+            sql += f" AND NOT {live_claim_sql(self._db.dialect)}"
+        return await self._db.write(lambda c: c.rowcount(sql, session_id)) == 1
 
 
 def new_session_record(
@@ -789,22 +828,36 @@ class ToolCalls:
         starts = [ToolStart(call_id, name, arguments)]
         await write_inline(self._db, lambda c: insert_tool_starts(c, session_id, starts))
 
-    async def finish(self, session_id: str, call_id: str, result: ToolResultPart, *, sync: bool = True) -> None:
+    async def finish(
+        self,
+        session_id: str,
+        call_id: str,
+        result: ToolResultPart,
+        *,
+        sync: bool = True,
+        open_attempt: OpenAttempt | None = None,
+    ) -> None:
         """Record the call finished with ``result``. ``sync=False`` (see ``Database.write``) suits a caller
         whose next synced commit follows before anything depends on the record surviving a power cut; until
         then a power cut leaves the call "started", which resume treats as possibly run (never repeated
-        unless the tool is read-only or idempotent)."""
-        await self._end(session_id, call_id, "finished", result, sync)
+        unless the tool is read-only or idempotent). ``open_attempt``: the model call that follows, recorded
+        as open in the same commit (see :mod:`storage.attempts`)."""
+        await self._end(session_id, call_id, "finished", result, sync, open_attempt)
 
     async def interrupt(self, session_id: str, call_id: str, result: ToolResultPart | None = None) -> None:
-        await self._end(session_id, call_id, "interrupted", result, True)
+        await self._end(session_id, call_id, "interrupted", result, True, None)
 
     async def _end(
-        self, session_id: str, call_id: str, status: ToolCallStatus, result: ToolResultPart | None, sync: bool
+        self,
+        session_id: str,
+        call_id: str,
+        status: ToolCallStatus,
+        result: ToolResultPart | None,
+        sync: bool,
+        open_attempt: OpenAttempt | None,
     ) -> None:
-        changed = await write_inline(
-            self._db,
-            lambda c: c.rowcount(
+        async def end(c: Conn) -> int:
+            changed = await c.rowcount(
                 "UPDATE tool_calls SET status = ?, result_json = ?, is_error = ?, finished_at = ? "
                 "WHERE session_id = ? AND call_id = ? AND status = 'started'",
                 status,
@@ -813,9 +866,12 @@ class ToolCalls:
                 time.time(),
                 session_id,
                 call_id,
-            ),
-            sync=sync,
-        )
+            )
+            if open_attempt is not None:
+                await insert_open_attempt(c, open_attempt)
+            return changed
+
+        changed = await write_inline(self._db, end, sync=sync)
         if changed == 0:
             raise NotFound(f"no started tool call {call_id!r} in session {session_id!r}")
 

@@ -36,6 +36,7 @@ import anyio
 from storage import migrations as _migrations
 from storage._db import Conn, Row
 from storage.errors import DatabaseUnavailable, StorageBusy
+from storage.files import create_private_file, ensure_private_dir
 
 T = TypeVar("T")
 
@@ -197,7 +198,10 @@ class SQLiteDatabase:
 
     async def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private whatever the umask: a new directory 0700, a new database file 0600 (its -wal and -shm
+            # files get the database file's mode from SQLite).
+            ensure_private_dir(self.path.parent)
+            create_private_file(self.path)
             self._writer = await self._connect()
             await self._retry_busy(lambda: self._pragma_wal())
         except (OSError, sqlite3.Error) as exc:

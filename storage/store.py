@@ -17,6 +17,8 @@ import platformdirs
 
 from providers.types import Message
 from storage._db import Conn, Database, write_inline
+from storage.attempts import OpenAttempt, OpenAttempts, close_open_attempt, insert_open_attempt
+from storage.claims import RunClaims
 from storage.crypto import MASTER_KEY_ENV, Keyring, load_keyring, parse_master_keys
 from storage.errors import DatabaseUnavailable, MasterKeyError
 from storage.keys import KeyManager
@@ -69,6 +71,8 @@ class Store(Protocol):
     tool_calls: ToolCalls
     usage: UsageLedger
     keys: KeyManager
+    run_claims: RunClaims
+    open_attempts: OpenAttempts
 
     @property
     def dialect(self) -> str: ...
@@ -82,11 +86,15 @@ class Store(Protocol):
         tool_starts: Sequence[ToolStart] = (),
         new_session: SessionRecord | None = None,
         sync: bool = True,
+        close_attempt: str | None = None,
+        open_attempt: OpenAttempt | None = None,
     ) -> list[int]:
         """Append a step's messages and its usage rows in one transaction; in the same transaction, create
         the session first (``new_session``, from :func:`~storage.repositories.new_session_record`) and
         record ``tool_starts`` as started (so a call's start is durable with the message that asked for it).
-        ``sync=False``: see ``Database.write``."""
+        ``close_attempt`` removes the open attempt whose usage this step records, ``open_attempt`` records
+        the model call that follows as open (see :mod:`storage.attempts`). ``sync=False``: see
+        ``Database.write``."""
         ...
 
     async def schema_version(self) -> int: ...
@@ -108,6 +116,8 @@ class SQLStore:
         self.messages = Messages(db)
         self.tool_calls = ToolCalls(db)
         self.usage = UsageLedger(db)
+        self.run_claims = RunClaims(db)
+        self.open_attempts = OpenAttempts(db)
 
     def __repr__(self) -> str:
         return f"SQLStore({self.db.description!r})"
@@ -125,6 +135,8 @@ class SQLStore:
         tool_starts: Sequence[ToolStart] = (),
         new_session: SessionRecord | None = None,
         sync: bool = True,
+        close_attempt: str | None = None,
+        open_attempt: OpenAttempt | None = None,
     ) -> list[int]:
         prepared: list[tuple[UsageRow, tuple[object, ...]]] = [prepare(e) for e in usage]
 
@@ -136,6 +148,10 @@ class SQLStore:
                 await insert_usage(c, [p for _, p in prepared])
             if tool_starts:
                 await insert_tool_starts(c, session_id, tool_starts)
+            if close_attempt is not None:
+                await close_open_attempt(c, close_attempt)
+            if open_attempt is not None:
+                await insert_open_attempt(c, open_attempt)
             return seqs
 
         return await write_inline(self.db, write, sync=sync)
@@ -207,6 +223,7 @@ async def open_store(
         store = SQLStore(db, ring)
         if migrate_to is None:
             await store.keys.verify()
+            await store.open_attempts.settle()  # model calls of processes that died: interrupted usage rows
     except BaseException:
         await db.close()
         raise

@@ -21,10 +21,10 @@ import genai_prices
 
 from providers.profiles import PROFILES
 from providers.types import Usage
-from storage._db import Conn, Database, Row
-from storage.repositories import new_id
+from storage._db import Conn, Database, Row, new_id
 
-AttemptStatus = Literal["ok", "error", "aborted"]
+# "interrupted": the process died during the call (an open attempt settled later, see storage.attempts).
+AttemptStatus = Literal["ok", "error", "aborted", "interrupted"]
 GroupBy = Literal["user", "provider", "model", "day", "session", "config"]
 _GROUP_COLUMNS: dict[str, str] = {
     "user": "user_id",
@@ -193,12 +193,14 @@ _INSERT = (
 )
 
 
-def prepare(entry: UsageEntry, *, now: float | None = None) -> tuple[UsageRow, tuple[Any, ...]]:
+def prepare(
+    entry: UsageEntry, *, now: float | None = None, row_id: str | None = None
+) -> tuple[UsageRow, tuple[Any, ...]]:
     """Price an entry and build its row (done outside the transaction to keep transactions short)."""
     created = time.time() if now is None else now
     day = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%d")
     cost = price_usd(entry.provider, entry.model, entry.usage)
-    row = UsageRow(new_id(), entry, cost, created, day)
+    row = UsageRow(row_id or new_id(), entry, cost, created, day)
     u = entry.usage
     params = (
         row.id,
@@ -226,28 +228,35 @@ def prepare(entry: UsageEntry, *, now: float | None = None) -> tuple[UsageRow, t
     return row, params
 
 
-async def insert_usage(c: Conn, params: Sequence[tuple[Any, ...]]) -> None:
+async def insert_usage(c: Conn, params: Sequence[tuple[Any, ...]], *, skip_existing: bool = False) -> None:
+    """Insert prepared rows inside the caller's transaction; ``skip_existing``: a row whose id is stored
+    already is left as it is (settling open attempts, which two processes may do at once)."""
+    sql = _INSERT + " ON CONFLICT (id) DO NOTHING" if skip_existing else _INSERT
     if len(params) == 1:
-        await c.execute(_INSERT, *params[0])
+        await c.execute(sql, *params[0])
     else:
-        await c.executemany(_INSERT, list(params))
+        await c.executemany(sql, list(params))
 
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Totals for one group. Token sums cover the calls that reported them; ``*_unknown`` counts the rest."""
+    """Totals for one group. Unknown is not zero: a token sum or the cost is None when any call of the group
+    left it unknown; ``known`` and ``known_cost_usd`` give what is known for sure (sums over the calls that
+    reported each field: lower bounds), ``tokens_unknown`` / ``cost_unknown`` how many calls did not."""
 
     group: dict[str, str | None]
     calls: int
     failed_calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
     tokens_unknown: int  # calls whose input or output count is unknown
-    cost_usd: Decimal
-    cost_unknown: int  # calls whose cost is unknown (so cost_usd is a lower bound when > 0)
+    cost_usd: Decimal | None
+    cost_unknown: int  # calls whose cost is unknown
+    known: Usage  # every field an int: the sum over the calls that reported it
+    known_cost_usd: Decimal  # the cost of the calls that could be priced
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +347,8 @@ class UsageLedger:
             "SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS failed, "
             "SUM(input_tokens) AS inp, SUM(output_tokens) AS outp, SUM(cache_read_tokens) AS cr, "
             "SUM(cache_write_tokens) AS cw, SUM(reasoning_tokens) AS rs, "
+            "COUNT(input_tokens) AS inp_n, COUNT(output_tokens) AS outp_n, COUNT(cache_read_tokens) AS cr_n, "
+            "COUNT(cache_write_tokens) AS cw_n, COUNT(reasoning_tokens) AS rs_n, "
             "SUM(CASE WHEN input_tokens IS NULL OR output_tokens IS NULL THEN 1 ELSE 0 END) AS tok_unknown, "
             "SUM(cost_nanousd) AS cost, SUM(CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END) AS cost_unknown "
             f"FROM usage{where}{group}"
@@ -440,16 +451,32 @@ def _totals(r: Row, by: Sequence[GroupBy]) -> UsageTotals:
     def n(key: str) -> int:
         return int(r[key] or 0)
 
+    calls = n("calls")
+
+    def total(key: str) -> int | None:
+        """The sum, or None when some call of the group did not report the field (COUNT skips NULLs)."""
+        return n(key) if n(key + "_n") == calls else None
+
+    known_cost = _from_nano(r["cost"]) or Decimal(0)
+    cost_unknown = n("cost_unknown")
     return UsageTotals(
         group={b: r[_GROUP_COLUMNS[b]] for b in by},
-        calls=n("calls"),
+        calls=calls,
         failed_calls=n("failed"),
-        input_tokens=n("inp"),
-        output_tokens=n("outp"),
-        cache_read_tokens=n("cr"),
-        cache_write_tokens=n("cw"),
-        reasoning_tokens=n("rs"),
+        input_tokens=total("inp"),
+        output_tokens=total("outp"),
+        cache_read_tokens=total("cr"),
+        cache_write_tokens=total("cw"),
+        reasoning_tokens=total("rs"),
         tokens_unknown=n("tok_unknown"),
-        cost_usd=_from_nano(r["cost"]) or Decimal(0),
-        cost_unknown=n("cost_unknown"),
+        cost_usd=None if cost_unknown else known_cost,
+        cost_unknown=cost_unknown,
+        known=Usage.model_construct(
+            input_tokens=n("inp"),
+            output_tokens=n("outp"),
+            cache_read_tokens=n("cr"),
+            cache_write_tokens=n("cw"),
+            reasoning_tokens=n("rs"),
+        ),
+        known_cost_usd=known_cost,
     )

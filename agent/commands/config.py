@@ -317,7 +317,7 @@ def list_(user_name: str | None, as_json: bool) -> None:
 
     table = Table("id", "provider", "label", "default model", "base url", "key", "default", "status")
     for r in records:
-        status = "[green]ok[/]" if r.status == "ok" else "[red]needs reconfiguration[/]"
+        status = "[green]ok[/]" if r.status == "ok" else f"[red]{r.status.replace('_', ' ')}[/]"
         table.add_row(
             r.id[:_SHORT_ID],
             r.provider,

@@ -79,7 +79,7 @@ def _print(checks: list[Check]) -> None:
 
 
 async def _doctor(check_timeout: float, user_name: str | None) -> list[Check]:
-    checks = [_data_dir(), _master_key()]
+    checks = [_data_dir(), _permissions(), _master_key()]
     store, database = await _database()
     checks.append(database)
     if store is None:
@@ -112,6 +112,38 @@ def _data_dir() -> Check:
             f"chmod u+rwx {home}, or set ROUTEKIT_HOME to a writable directory",
         )
     return Check("data directory", "ok", f"{home} ({where})")
+
+
+def _permissions() -> Check:
+    """The data directory 0700 and the SQLite database with its -wal/-shm files 0600 (chat history is plain
+    text there); looser modes are a warning with the chmod that fixes them."""
+    import shlex
+
+    from storage import data_home, default_url
+    from storage.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, sqlite_files, too_open
+    from storage.sqlite import sqlite_path_from_url
+
+    url = store_url() or default_url()
+    database = sqlite_path_from_url(url) if url.startswith("sqlite://") or "://" not in url else None
+    directories = list(dict.fromkeys([data_home(), *([database.parent] if database is not None else [])]))
+    files = sqlite_files(database) if database is not None else []
+    loose_dirs = [(d, m) for d in directories if (m := too_open(d, PRIVATE_DIR_MODE)) is not None]
+    loose_files = [(f, m) for f in files if (m := too_open(f, PRIVATE_FILE_MODE)) is not None]
+    if not loose_dirs and not loose_files:
+        shown = ", ".join(str(p) for p in [*directories, *files] if p.exists()) or "nothing created yet"
+        return Check("data permissions", "ok", f"private to this user: {shown}")
+    found = ", ".join(f"{p} is {m:o}" for p, m in [*loose_dirs, *loose_files])
+    fixes = []
+    if loose_dirs:
+        fixes.append("chmod 700 " + " ".join(shlex.quote(str(p)) for p, _ in loose_dirs))
+    if loose_files:
+        fixes.append("chmod 600 " + " ".join(shlex.quote(str(p)) for p, _ in loose_files))
+    return Check(
+        "data permissions",
+        "warn",
+        f"readable by other users ({found}); the database holds chat history in plain text",
+        " && ".join(fixes),
+    )
 
 
 def _master_key() -> Check:

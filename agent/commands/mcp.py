@@ -308,7 +308,7 @@ def list_(user_name: str | None, as_json: bool) -> None:
         target = cfg.get("url") or cfg.get("serverUrl") or " ".join([cfg.get("command", ""), *cfg.get("args", [])])
         secrets = ", ".join(f"{k}={v}" for k, v in {**r.env_masked, **r.headers_masked}.items())
         kind = cfg.get("type") or cfg.get("transport") or ("stdio" if "command" in cfg else "http")
-        status = "[green]ok[/]" if r.status == "ok" else "[red]needs reconfiguration[/]"
+        status = "[green]ok[/]" if r.status == "ok" else f"[red]{r.status.replace('_', ' ')}[/]"
         scope = "global" if r.owner is None else "user"
         table.add_row(r.name, scope, kind, target, secrets, str(cfg.get("trust", "ask")), status)
     console().print(table)

@@ -1,7 +1,8 @@
 """``routekit usage``: the usage ledger as a table with totals and cost.
 
-Unknown stays unknown: a group whose calls reported no token counts shows "unknown", and a cost that
-could not be priced shows "unknown" (or a lower bound, "≥ $x", when only some calls could be priced).
+Unknown stays unknown: a sum that some call of the group did not report is null in ``--json`` (with the
+known part beside it) and shows as "unknown", or as the known lower bound "≥ n" when some calls did report it;
+the same for the cost ("≥ $x (n unknown)").
 """
 
 from __future__ import annotations
@@ -38,26 +39,30 @@ def parse_since(value: str | None) -> str | None:
         ) from None
 
 
-def _tokens(totals: UsageTotals, value: int) -> int | None:
-    """A token sum, or None when no call of the group reported its counts."""
-    return None if totals.tokens_unknown >= totals.calls else value
-
-
 def totals_dict(totals: UsageTotals) -> dict[str, Any]:
-    all_cost_unknown = totals.cost_unknown >= totals.calls
+    """The ``--json`` shape: a sum or cost is null when any call of the group left it unknown; ``known`` has
+    the sums over the calls that reported each field (lower bounds)."""
+    known = totals.known
     return {
         "group": totals.group,
         "calls": totals.calls,
         "failed_calls": totals.failed_calls,
-        "input_tokens": _tokens(totals, totals.input_tokens),
-        "output_tokens": _tokens(totals, totals.output_tokens),
-        "cache_read_tokens": _tokens(totals, totals.cache_read_tokens),
-        "cache_write_tokens": _tokens(totals, totals.cache_write_tokens),
-        "reasoning_tokens": _tokens(totals, totals.reasoning_tokens),
+        "input_tokens": totals.input_tokens,
+        "output_tokens": totals.output_tokens,
+        "cache_read_tokens": totals.cache_read_tokens,
+        "cache_write_tokens": totals.cache_write_tokens,
+        "reasoning_tokens": totals.reasoning_tokens,
         "tokens_unknown_calls": totals.tokens_unknown,
-        "cost_usd": None if all_cost_unknown else str(totals.cost_usd),
+        "cost_usd": None if totals.cost_usd is None else str(totals.cost_usd),
         "cost_unknown_calls": totals.cost_unknown,
-        "cost_is_lower_bound": 0 < totals.cost_unknown < totals.calls,
+        "known": {
+            "input_tokens": known.input_tokens,
+            "output_tokens": known.output_tokens,
+            "cache_read_tokens": known.cache_read_tokens,
+            "cache_write_tokens": known.cache_write_tokens,
+            "reasoning_tokens": known.reasoning_tokens,
+            "cost_usd": str(totals.known_cost_usd),
+        },
     }
 
 
@@ -110,18 +115,21 @@ async def _report(
         return rows, (totals[0] if totals else None)
 
 
-def _count(value: int | None, unknown_calls: int) -> str:
-    if value is None:
+def _count(value: int | None, known: int, unknown_calls: int, all_unknown: bool) -> str:
+    """A sum, or (some call did not report it) "unknown" or the known lower bound "≥ n"."""
+    if value is not None:
+        return f"{value:,}"
+    if all_unknown or not known:
         return "unknown"
-    text = f"{value:,}"
-    return f"{text} (+{unknown_calls} unknown)" if unknown_calls else text
+    return f"≥ {known:,}" + (f" ({unknown_calls} unknown)" if unknown_calls else "")
 
 
 def _cost(data: dict[str, Any]) -> str:
-    if data["cost_usd"] is None:
+    if data["cost_usd"] is not None:
+        return f"${float(data['cost_usd']):,.4f}"
+    if data["cost_unknown_calls"] >= data["calls"]:
         return "unknown"
-    text = f"${float(data['cost_usd']):,.4f}"
-    return f"≥ {text} ({data['cost_unknown_calls']} unknown)" if data["cost_is_lower_bound"] else text
+    return f"≥ ${float(data['known']['cost_usd']):,.4f} ({data['cost_unknown_calls']} unknown)"
 
 
 def _print_table(by: str, since_day: str | None, rows: list[UsageTotals], total: UsageTotals | None) -> None:
@@ -150,15 +158,16 @@ def _print_table(by: str, since_day: str | None, rows: list[UsageTotals], total:
             continue
         data = totals_dict(totals)
         label = "total" if totals is total else str(totals.group.get(by) or "(none)")
-        unknown = data["tokens_unknown_calls"]
+        unknown, known = data["tokens_unknown_calls"], data["known"]
+        none_known = unknown >= totals.calls
         table.add_row(
             f"[bold]{label}[/]" if totals is total else label,
             str(data["calls"]),
             str(data["failed_calls"]),
-            _count(data["input_tokens"], unknown),
-            _count(data["output_tokens"], unknown),
-            _count(data["cache_read_tokens"], 0),
-            _count(data["reasoning_tokens"], 0),
+            _count(data["input_tokens"], known["input_tokens"], unknown, none_known),
+            _count(data["output_tokens"], known["output_tokens"], unknown, none_known),
+            _count(data["cache_read_tokens"], known["cache_read_tokens"], 0, False),
+            _count(data["reasoning_tokens"], known["reasoning_tokens"], 0, False),
             _cost(data),
         )
     out.print(table)

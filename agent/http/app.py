@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.http import routes_admin, routes_config, routes_mcp, routes_sessions, routes_usage, runs
+from agent.http.bodies import ValidUnicodeBodies
 from agent.http.deps import ServiceState
 from agent.http.hubs import HubPool
 from agent.http.limits import BodySizeLimit, RateLimiter, RunSlots, TooManyRequests
@@ -107,8 +109,10 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with hubs.running():
+        async with hubs.running(), anyio.create_task_group() as tg:
+            tg.start_soon(runs.settle_open_attempts, app.state.routekit)
             yield
+            tg.cancel_scope.cancel()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -142,6 +146,7 @@ def create_app(store: Store, settings: ServiceSettings | None = None) -> FastAPI
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    app.add_middleware(ValidUnicodeBodies)
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

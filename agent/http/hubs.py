@@ -133,12 +133,14 @@ class HubPool:
         pooled = _Pooled(key, user_id, hub)
         ready = anyio.Event()
         failure: list[BaseException] = []
+        opening = anyio.CancelScope()
 
         async def own() -> None:
             try:
-                async with pooled.hub:
-                    ready.set()
-                    await pooled.close.wait()
+                with opening:
+                    async with pooled.hub:
+                        ready.set()
+                        await pooled.close.wait()
             except Exception as exc:
                 failure.append(exc)
             finally:
@@ -147,7 +149,14 @@ class HubPool:
 
         assert self._tg is not None
         self._tg.start_soon(own, name=f"mcp-hub-{key[:12]}")
-        await ready.wait()
+        try:
+            await ready.wait()
+        except BaseException:
+            # The run that asked went away (its client disconnected) while the hub was opening: stop opening,
+            # and the hub closes what it started (its servers' processes), rather than idling unowned.
+            opening.cancel()
+            pooled.close.set()
+            raise
         if failure:
             raise failure[0]
         self.opened += 1

@@ -54,6 +54,7 @@ class LlmConfigOut(BaseModel):
     api_key_masked: str | None
     extra_header_names: list[str]
     options: dict[str, Any]
+    error: str | None = Field(default=None, description="Why the config cannot be used (status 'unreadable')")
 
     @classmethod
     def of(cls, record: ProviderConfigRecord) -> LlmConfigOut:
@@ -68,6 +69,7 @@ class LlmConfigOut(BaseModel):
             api_key_masked=record.api_key_masked,
             extra_header_names=list(record.extra_header_names),
             options=record.options,
+            error=record.error,
         )
 
 
@@ -129,18 +131,15 @@ async def list_configs(user: CurrentUser, state: State) -> list[LlmConfigOut]:
 async def create_config(body: LlmConfigIn, user: CurrentUser, state: State) -> LlmConfigOut:
     if body.provider not in PROFILES:
         raise HTTPException(400, f"unknown provider {body.provider!r}; GET /api/providers lists the valid names")
-    try:  # validate the shape (URL scheme, headers) before storing anything
-        config = ProviderConfig(
-            provider=body.provider,
-            api_key=body.api_key,
-            base_url=body.base_url,
-            default_model=body.default_model,
-            extra_headers=body.extra_headers,
-            options=body.options,
-        )
-    except ValueError as exc:
-        raise HTTPException(400, _first_error(exc)) from None
-    await _usable(config, state)
+    await _usable_config(
+        state,
+        provider=body.provider,
+        api_key=body.api_key,
+        base_url=body.base_url,
+        default_model=body.default_model,
+        extra_headers=body.extra_headers,
+        options=body.options,
+    )
     record = await state.store.provider_configs.create(
         user.id,
         body.provider,
@@ -176,18 +175,15 @@ async def update_config(config_id: str, body: LlmConfigUpdate, user: CurrentUser
             if current is not None:
                 key = key if key is not None else current.api_key
                 headers = headers if headers is not None else current.header_values()
-        try:
-            updated = ProviderConfig(
-                provider=record.provider,
-                api_key=key,
-                base_url=record.base_url,
-                default_model=record.default_model,
-                extra_headers=headers or {},
-                options=record.options,
-            )
-        except ValueError as exc:
-            raise HTTPException(400, _first_error(exc)) from None
-        await _usable(updated, state)
+        await _usable_config(
+            state,
+            provider=record.provider,
+            api_key=key,
+            base_url=record.base_url,
+            default_model=record.default_model,
+            extra_headers=headers or {},
+            options=record.options,
+        )
         record = await configs.update_secrets(user.id, config_id, api_key=key, extra_headers=headers)
     if body.default:
         await configs.set_default(user.id, config_id)
@@ -273,10 +269,15 @@ async def list_models(provider: str, user: CurrentUser, state: State, config_id:
     return [ModelOut.model_validate(listed_model(m)) for m in models]
 
 
-async def _usable(config: ProviderConfig, state: State) -> None:
-    """400 unless the service could use ``config`` for this user: its effective URL passes the egress policy,
-    and the adapter can be built with it under that policy (a key where the provider needs one, since the
-    service never lends its own; options the adapter accepts)."""
+async def _usable_config(state: State, **fields: Any) -> None:
+    """400 unless the service could use a config of these fields for this user, checked before anything is
+    stored: its shape (URL, headers), its effective URL against the egress policy, and the adapter built with
+    it under that policy (a key where the provider needs one, since the service never lends its own; options
+    the adapter accepts)."""
+    try:
+        config = ProviderConfig(**fields)
+    except ValueError as exc:
+        raise HTTPException(400, _first_error(exc)) from None
     await check_provider_config(config, state.egress)
     try:
         adapter = create_provider(config, egress=state.egress)

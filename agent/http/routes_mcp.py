@@ -45,6 +45,7 @@ class McpServerOut(BaseModel):
     headers_masked: dict[str, str]
     env_masked: dict[str, str]
     status: str
+    error: str | None = Field(default=None, description="Why the entry cannot be used (status 'unreadable')")
 
     @classmethod
     def of(cls, record: McpServerRecord) -> McpServerOut:
@@ -56,6 +57,7 @@ class McpServerOut(BaseModel):
             headers_masked=record.headers_masked,
             env_masked=record.env_masked,
             status=record.status,
+            error=record.error,
         )
 
     @classmethod

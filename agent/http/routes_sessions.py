@@ -34,10 +34,10 @@ class SessionOut(BaseModel):
     mcp_servers: list[str]
     message_count: int
     created_at: float
-    running: bool = False
+    running: bool = Field(default=False, description="a run holds the session now (on any service instance)")
 
     @classmethod
-    def of(cls, record: SessionRecord, *, running: bool = False) -> SessionOut:
+    def of(cls, record: SessionRecord) -> SessionOut:
         return cls(
             id=record.id,
             provider_config_id=record.provider_config_id,
@@ -46,7 +46,7 @@ class SessionOut(BaseModel):
             mcp_servers=list(record.metadata.get("mcp_servers", [])),
             message_count=record.message_count,
             created_at=record.created_at,
-            running=running,
+            running=record.running,
         )
 
 
@@ -116,7 +116,7 @@ async def create_session(body: SessionIn, user: CurrentUser, state: State) -> Se
 
 @router.get("/api/sessions", response_model=list[SessionOut], summary="Your sessions")
 async def list_sessions(user: CurrentUser, state: State) -> list[SessionOut]:
-    return [SessionOut.of(r, running=r.id in state.live) for r in await state.store.sessions.list(user.id)]
+    return [SessionOut.of(r) for r in await state.store.sessions.list(user.id)]
 
 
 @router.get("/api/sessions/{session_id}", response_model=HistoryOut, summary="A session with its history")
@@ -125,7 +125,7 @@ async def get_session(session_id: str, user: CurrentUser, state: State) -> Histo
     messages = await state.store.messages.list(session_id)
     calls = await state.store.tool_calls.list(session_id)
     return HistoryOut(
-        session=SessionOut.of(record, running=session_id in state.live),
+        session=SessionOut.of(record),
         messages=[
             MessageOut(
                 seq=m.seq,
@@ -153,7 +153,7 @@ async def get_session(session_id: str, user: CurrentUser, state: State) -> Histo
 @router.delete("/api/sessions/{session_id}", status_code=204, summary="Delete a session")
 async def delete_session(session_id: str, user: CurrentUser, state: State) -> Response:
     await owned_session(state, user, session_id)
-    if session_id in state.live:
+    if not await state.store.sessions.delete(session_id, unless_running=True):  # the run claim, in one statement
+        await owned_session(state, user, session_id)  # (404 if it was deleted meanwhile)
         raise HTTPException(409, "the session is running; wait for the run to finish")
-    await state.store.sessions.delete(session_id)
     return Response(status_code=204)

@@ -7,7 +7,9 @@ Tool calls the approval policy asks about arrive as ``approval_requested``; the 
 every ``_PING_SECONDS`` so that proxies keep a quiet stream (one waiting for approval) open.
 
 The run lives in the request: a client that disconnects cancels it (its partial state is saved by the
-runtime). One run per session at a time; at most ``max_concurrent_runs`` per user.
+runtime). One run per session at a time, across service instances: the run claims the session in the
+database before its stream starts (a second post gets 409), renews the claim while it runs and releases it
+when it ends (see :mod:`storage.claims`); at most ``max_concurrent_runs`` per user.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from mcp_bridge.config import McpConfig, McpConfigError, ServerConfig, parse_ser
 from providers.egress import EgressPolicy
 from providers.errors import ConfigError, RoutekitError, scrub
 from storage import SessionRecord, User
+from storage.claims import RunClaim, process_owner
+from storage.errors import StorageError
 
 router = APIRouter(tags=["sessions"])
 _log = logging.getLogger("agent.http")
 _PING_SECONDS = 15.0
+_OWNER = process_owner()  # this process, as the holder of run claims
 
 
 class MessageIn(BaseModel):
@@ -89,11 +94,13 @@ class _EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, state: ServiceState, user: User, record: SessionRecord, body: MessageIn) -> None:
+    def __init__(
+        self, state: ServiceState, user: User, record: SessionRecord, body: MessageIn, claim: RunClaim
+    ) -> None:
         super().__init__(
             status_code=200, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}, media_type=None
         )
-        self.state, self.user, self.record, self.message = state, user, record, body
+        self.state, self.user, self.record, self.message, self.claim = state, user, record, body, claim
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state, user_id, session_id = self.state, self.user.id, self.record.id
@@ -129,8 +136,15 @@ class _EventStream(Response):
                         await anyio.sleep(_PING_SECONDS)
                         await emit(b": keep-alive\n\n")
 
+                async def keep_claim() -> None:
+                    await _keep_claim(state, self.claim)  # returns when the claim is lost
+                    text = "this run lost its claim on the session (its lease expired); the run was stopped"
+                    await emit(_sse("error", {"type": "error", "error": text, "kind": "Conflict"}))
+                    tg.cancel_scope.cancel()
+
                 tg.start_soon(watch_disconnect)
                 tg.start_soon(ping)
+                tg.start_soon(keep_claim)
                 await self._run(live, emit)
                 tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
@@ -140,6 +154,7 @@ class _EventStream(Response):
         finally:
             state.live.pop(session_id, None)
             state.runs.release(user_id)
+            await _release(state, self.claim)
 
     async def _run(self, live: LiveRun, emit: Any) -> None:
         from agent.session import Session
@@ -155,6 +170,7 @@ class _EventStream(Response):
                     store=state.store,
                     user=self.user.id,
                     session_id=record.id,
+                    run_id=self.claim.run_id,
                     mcp=mcp if hub is None else None,
                     hub=hub,
                     approval=live.policy(state.settings.approval_timeout),
@@ -184,6 +200,42 @@ class _EventStream(Response):
             # Not inside a new (shielding) cancel scope: the session leaves its MCP hub's task group at the
             # nesting level it entered it, as anyio requires.
             await session.aclose()
+
+
+async def _keep_claim(state: ServiceState, claim: RunClaim) -> None:
+    """Renew the run's claim every third of its lease while the run lives; returns when it is lost."""
+    lease = state.settings.run_lease_seconds
+    while True:
+        await anyio.sleep(lease / 3)
+        try:
+            if not await state.store.run_claims.renew(claim, lease):
+                _log.warning("run %s lost its claim on session %s", claim.run_id, claim.session_id)
+                return
+        except StorageError as exc:  # the database is unreachable: retry; the lease covers two misses
+            _log.warning("renewing the claim of run %s failed: %s", claim.run_id, type(exc).__name__)
+
+
+async def settle_open_attempts(state: ServiceState) -> None:
+    """While the service runs: record the model calls of runs whose instance died (their claim lapsed) as
+    interrupted usage rows, also when their sessions are never used again (see storage.attempts)."""
+    every = max(2 * state.settings.run_lease_seconds, 1.0)
+    while True:
+        await anyio.sleep(every)
+        try:
+            settled = await state.store.open_attempts.settle()
+        except StorageError as exc:
+            _log.warning("settling open model calls failed: %s", type(exc).__name__)
+            continue
+        if settled:
+            _log.info("recorded %d model call(s) of stopped runs as interrupted", settled)
+
+
+async def _release(state: ServiceState, claim: RunClaim) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await state.store.run_claims.release(claim)
+        except StorageError as exc:  # the lease expires on its own
+            _log.warning("releasing the claim of run %s failed: %s", claim.run_id, type(exc).__name__)
 
 
 async def _mcp_config(
@@ -227,8 +279,6 @@ async def _mcp_config(
 )
 async def post_message(session_id: str, body: MessageIn, user: CurrentUser, state: State) -> Response:
     record = await owned_session(state, user, session_id)
-    if session_id in state.live:
-        raise HTTPException(409, "this session is already running; wait for its stream to end")
     if record.provider_config_id is None:
         raise HTTPException(409, "this session has no provider config; create a new session")
     try:  # a broken or missing key is a clean 409 here rather than an error event later
@@ -237,8 +287,18 @@ async def post_message(session_id: str, body: MessageIn, user: CurrentUser, stat
     except ConfigError as exc:
         raise HTTPException(409, str(exc)) from None
     await check_provider_config(config, state.egress)  # 400: the operator's policy is checked at every use
-    state.runs.acquire(user.id)  # 429 when the user already runs the maximum
-    return _EventStream(state, user, record, body)
+    # Check and claim in one statement in the database: a second post (on any instance) finds it taken.
+    claim = await state.store.run_claims.claim(session_id, _OWNER, state.settings.run_lease_seconds)
+    if claim is None:
+        raise HTTPException(
+            409, "this session is already running (a run is in progress on it); wait for its stream to end"
+        )
+    try:
+        state.runs.acquire(user.id)  # 429 when the user already runs the maximum
+    except BaseException:
+        await _release(state, claim)
+        raise
+    return _EventStream(state, user, record, body, claim)
 
 
 @router.post("/api/sessions/{session_id}/approvals/{call_id}", status_code=204, summary="Approve or deny a tool call")

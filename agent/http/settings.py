@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from storage import ensure_private_dir
+
 ADMIN_TOKEN_ENV = "ROUTEKIT_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ADMIN_TOKEN_FILE = "admin_token.sha256"  # noqa: S105 - a file name
 FORWARDED_ALLOW_IPS_ENV = "ROUTEKIT_FORWARDED_ALLOW_IPS"  # trusted proxies of `routekit serve` (default: none)
@@ -39,6 +41,9 @@ class ServiceSettings:
     resolver: Resolver | None = field(default=None, repr=False)
     # How long a tool call may wait for the user's approval before it is denied.
     approval_timeout: float = 300.0
+    # A run's claim on its session (one run per session, across instances) lasts this long unless renewed; the
+    # run renews it every third of that. A killed instance's sessions are free again after at most this long.
+    run_lease_seconds: float = 30.0
     # Open MCP hubs kept between runs (see agent.http.hubs): how long an idle one stays, and how many.
     hub_idle_seconds: float = 300.0
     max_idle_hubs: int = 32
@@ -70,7 +75,7 @@ def resolve_admin_token(data_dir: Path, environ: dict[str, str] | None = None) -
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), None
     token = "rka_" + secrets.token_urlsafe(32)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(hash_token(token) + "\n")

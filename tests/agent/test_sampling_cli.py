@@ -133,7 +133,7 @@ async def test_cli_run_json(openai_fake: FakeProviderServer, tmp_path: Path, too
         "input_tokens": 84,
         "output_tokens": 18,
         "cache_read_tokens": 0,
-        "cache_write_tokens": 0,
+        "cache_write_tokens": None,  # Chat Completions does not report cache writes: unknown, not 0
         "reasoning_tokens": 0,
     }
     assert out["cost_usd"] is None  # fake-model-1 has no price

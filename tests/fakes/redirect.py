@@ -1,12 +1,25 @@
-"""Two tiny HTTP servers on 127.0.0.1 for egress tests: one that redirects every request elsewhere, and one
-that stands for an internal service (it answers anything with a JSON model list and counts its hits)."""
+"""Egress test helpers: two tiny HTTP servers on 127.0.0.1 — one that redirects every request elsewhere, one
+that stands for an internal service (it answers anything with a JSON model list and counts its hits) — and a
+resolver that answers from a table (an EgressPolicy's resolver, no real DNS)."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+def table_resolver(table: dict[str, list[str]]) -> Callable[[str], Awaitable[list[str]]]:
+    """A resolver for an EgressPolicy that knows only ``table``'s names (others do not resolve)."""
+
+    async def resolve(host: str) -> list[str]:
+        if host in table:
+            return table[host]
+        raise OSError(f"test resolver: unknown host {host}")
+
+    return resolve
 
 
 class _Server:

@@ -14,22 +14,13 @@ import pytest
 
 from mcp_bridge import McpHub, parse_config
 from providers.egress import EgressPolicy
-from tests.fakes.redirect import InternalService, Redirector
+from tests.fakes.redirect import InternalService, Redirector, table_resolver
 
 from .conftest import everything_http, free_port
 
 pytestmark = pytest.mark.anyio
 
 KINDS = {"http": ("streamableHttp", "mcp"), "sse": ("sse", "sse")}
-
-
-def _resolver(table: dict[str, list[str]]) -> Any:
-    async def resolve(host: str) -> list[str]:
-        if host in table:
-            return table[host]
-        raise OSError(f"test resolver: unknown host {host}")
-
-    return resolve
 
 
 @pytest.fixture(scope="module", params=sorted(KINDS))
@@ -49,7 +40,7 @@ async def _status(transport: str, url: str, policy: EgressPolicy | None) -> Any:
 async def test_a_guarded_server_is_reached_at_the_address_the_policy_checked(everything: tuple[str, int, str]) -> None:
     transport, port, path = everything
     policy = EgressPolicy(
-        allowed_hosts=frozenset({f"mcp.example:{port}"}), resolver=_resolver({"mcp.example": ["127.0.0.1"]})
+        allowed_hosts=frozenset({f"mcp.example:{port}"}), resolver=table_resolver({"mcp.example": ["127.0.0.1"]})
     )
     status = await _status(transport, f"http://mcp.example:{port}/{path}", policy)
     assert status.state == "ready", status.error
@@ -58,7 +49,7 @@ async def test_a_guarded_server_is_reached_at_the_address_the_policy_checked(eve
 
 async def test_a_name_that_now_resolves_to_loopback_is_not_connected(everything: tuple[str, int, str]) -> None:
     transport, port, path = everything
-    policy = EgressPolicy(resolver=_resolver({"mcp.example": ["127.0.0.1"]}))
+    policy = EgressPolicy(resolver=table_resolver({"mcp.example": ["127.0.0.1"]}))
     status = await _status(transport, f"http://mcp.example:{port}/{path}", policy)
     assert status.state != "ready"
     assert "loopback" in (status.error or "")
@@ -71,7 +62,7 @@ async def test_a_redirect_to_an_internal_service_is_not_followed(transport: str)
     internal = InternalService().start()
     redirector = Redirector(internal.origin).start()
     try:
-        policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{redirector.port}"}), resolver=_resolver({}))
+        policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{redirector.port}"}), resolver=table_resolver({}))
         status = await _status(transport, f"{redirector.origin}/{KINDS[transport][1]}", policy)
     finally:
         redirector.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -19,19 +18,10 @@ from providers.errors import ConfigError, EgressDenied, RequestNotSent
 from providers.resilience import Breakers, FallbackTarget, ResilientModel
 from providers.types import Message, ModelRequest
 from tests.fakes.base import FakeProviderServer, FakeTurn
-from tests.fakes.redirect import InternalService, Redirector
+from tests.fakes.redirect import InternalService, Redirector, table_resolver
 from tests.providers.conftest import base_url_for, config_for
 
 ASK = ModelRequest(model="fake-model-1", messages=[Message.user("hi")])
-
-
-def _resolver(table: dict[str, list[str]]) -> Any:
-    async def resolve(host: str) -> list[str]:
-        if host in table:
-            return table[host]
-        raise OSError(f"test resolver: unknown host {host}")
-
-    return resolve
 
 
 @pytest.fixture
@@ -80,7 +70,7 @@ def test_public_addresses_and_forms_of_them_pass(address: str) -> None:
 )
 async def test_urls_with_such_hosts_are_refused(url: str) -> None:
     with pytest.raises(EgressDenied):
-        await EgressPolicy(resolver=_resolver({})).check_url(url, what="base_url")
+        await EgressPolicy(resolver=table_resolver({})).check_url(url, what="base_url")
 
 
 # --------------------------------------------------------------------------- connections, every adapter
@@ -95,7 +85,7 @@ async def test_the_connection_goes_to_the_address_the_policy_checked(
     fake_server.turns.append(FakeTurn(text="pinned"))
     policy = EgressPolicy(
         allowed_hosts=frozenset({f"pinned.example:{fake_server.port}"}),
-        resolver=_resolver({"pinned.example": ["127.0.0.1"]}),
+        resolver=table_resolver({"pinned.example": ["127.0.0.1"]}),
     )
     provider = create_provider(
         config_for(family, fake_server, base_url=_named(family, fake_server, "pinned.example")), egress=policy
@@ -111,7 +101,7 @@ async def test_the_connection_goes_to_the_address_the_policy_checked(
 async def test_a_name_that_resolves_to_loopback_is_not_connected(family: str, fake_server: FakeProviderServer) -> None:
     """A public-looking name whose answer (now) is loopback: refused where the connection is made, before any
     byte is sent, whatever the check at save time saw (DNS rebinding)."""
-    policy = EgressPolicy(resolver=_resolver({"rebind.example": ["127.0.0.1"]}))
+    policy = EgressPolicy(resolver=table_resolver({"rebind.example": ["127.0.0.1"]}))
     provider = create_provider(
         config_for(family, fake_server, base_url=_named(family, fake_server, "rebind.example")), egress=policy
     )
@@ -129,7 +119,7 @@ async def test_a_name_that_resolves_to_loopback_is_not_connected(family: str, fa
 
 @pytest.mark.anyio
 async def test_an_ip_literal_is_checked_too(family: str, fake_server: FakeProviderServer) -> None:
-    provider = create_provider(config_for(family, fake_server), egress=EgressPolicy(resolver=_resolver({})))
+    provider = create_provider(config_for(family, fake_server), egress=EgressPolicy(resolver=table_resolver({})))
     try:
         with pytest.raises(RequestNotSent, match="loopback"):
             await provider.complete(ASK)
@@ -145,7 +135,7 @@ async def test_redirects_are_refused(family: str, internal: InternalService) -> 
     redirector = Redirector(internal.origin).start()
     try:
         server_like = type("S", (), {"origin": redirector.origin})()
-        policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{redirector.port}"}), resolver=_resolver({}))
+        policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{redirector.port}"}), resolver=table_resolver({}))
         config = config_for(family, server_like, base_url=base_url_for(family, server_like))  # type: ignore[arg-type]
         provider = create_provider(config, egress=policy)
         try:
@@ -164,7 +154,7 @@ async def test_redirects_are_refused(family: str, internal: InternalService) -> 
 @pytest.mark.anyio
 async def test_not_sent_requests_leave_the_breaker_alone(family: str, fake_server: FakeProviderServer) -> None:
     breakers = Breakers(failure_threshold=1)
-    policy = EgressPolicy(resolver=_resolver({}))
+    policy = EgressPolicy(resolver=table_resolver({}))
     provider = create_provider(config_for(family, fake_server), egress=policy)
     model = ResilientModel([FallbackTarget(provider)], breakers=breakers)
     try:
@@ -186,7 +176,7 @@ async def test_under_a_policy_no_key_comes_from_the_environment(
     config = config_for(family, fake_server, api_key=None)
     if config.profile.api_key_env:
         monkeypatch.setenv(config.profile.api_key_env, "sk-operator-canary-0123456789")
-    policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{fake_server.port}"}), resolver=_resolver({}))
+    policy = EgressPolicy(allowed_hosts=frozenset({f"127.0.0.1:{fake_server.port}"}), resolver=table_resolver({}))
     if config.profile.requires_key:
         with pytest.raises(ConfigError, match="never uses its own"):
             create_provider(config, egress=policy)

@@ -53,6 +53,9 @@ async def test_upgrades_previous_schema_in_place(db_url: str, keyring: Keyring) 
         assert [m.message.text for m in await store.messages.list(session.id)] == ["from v1"]
         await store.usage.set_budget(user.id, monthly_usd="5", monthly_tokens=None)  # the v2 table works
         assert (await store.usage.check_budget(user.id)).limit_usd == 5
+        assert (await store.sessions.get(session.id)).running is False  # the v3 columns: no claim yet
+        assert await store.run_claims.claim(session.id, "after-upgrade", 30.0) is not None
+        assert (await store.sessions.get(session.id)).running is True
 
 
 async def test_two_processes_migrate_at_once(db_url: str) -> None:

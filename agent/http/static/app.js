@@ -372,21 +372,28 @@ async function loadUsage() {
   const tbody = $("usage-table").querySelector("tbody");
   tbody.replaceChildren(...rows.map((r) => el("tr", {},
     el("td", {}, r.group.day), el("td", {}, r.group.provider), el("td", { class: "num" }, r.calls),
-    el("td", { class: "num" }, r.input_tokens), el("td", { class: "num" }, r.output_tokens),
+    el("td", { class: "num" }, formatTokens(r, "input_tokens")), el("td", { class: "num" }, formatTokens(r, "output_tokens")),
     el("td", { class: "num" }, formatCost(r)))));
   const total = report.total;
   $("usage-calls").textContent = total ? total.calls : 0;
-  $("usage-in").textContent = total ? total.input_tokens : 0;
-  $("usage-out").textContent = total ? total.output_tokens : 0;
+  $("usage-in").textContent = total ? formatTokens(total, "input_tokens") : 0;
+  $("usage-out").textContent = total ? formatTokens(total, "output_tokens") : 0;
   $("usage-cost").textContent = total ? formatCost(total) : "0";
   drawChart(rows);
 }
 
+// Unknown stays unknown: a sum some call did not report is null; show the known part as a lower bound.
+function formatTokens(row, field) {
+  if (row[field] !== null) return row[field];
+  if (row.tokens_unknown >= row.calls) return "unknown";
+  return `≥ ${row.known[field]}`;
+}
+
 function formatCost(row) {
-  // Unknown stays unknown: no call priced -> "unknown"; some priced -> a lower bound.
-  if (row.cost_unknown && row.cost_unknown >= row.calls) return "unknown";
-  const value = Number(row.cost_usd).toFixed(6);
-  return row.cost_unknown ? `≥ ${value} (${row.cost_unknown} unpriced)` : value;
+  // No call priced -> "unknown"; some priced -> a lower bound.
+  if (row.cost_usd !== null) return Number(row.cost_usd).toFixed(6);
+  if (row.cost_unknown >= row.calls) return "unknown";
+  return `≥ ${Number(row.known.cost_usd).toFixed(6)} (${row.cost_unknown} unpriced)`;
 }
 
 // A stacked bar per day, one colour per provider; the table above is the accessible equivalent.
@@ -394,8 +401,9 @@ function drawChart(rows) {
   const NS = "http://www.w3.org/2000/svg";
   const days = [...new Set(rows.map((r) => r.group.day))].sort();
   const providers = [...new Set(rows.map((r) => r.group.provider))].sort();
-  const useCost = rows.some((r) => Number(r.cost_usd) > 0);
-  const value = (r) => (useCost ? Number(r.cost_usd) : r.input_tokens + r.output_tokens);
+  const useCost = rows.some((r) => Number(r.known.cost_usd) > 0);
+  // Bars show what is known (lower bounds where some calls are unknown; the table says which).
+  const value = (r) => (useCost ? Number(r.known.cost_usd) : r.known.input_tokens + r.known.output_tokens);
   $("usage-caption").textContent = useCost ? "Cost (USD) by day and provider" : "Tokens by day and provider";
   const width = 640, height = 260, left = 64, bottom = 36, top = 12;
   const totals = days.map((d) => rows.filter((r) => r.group.day === d).reduce((s, r) => s + value(r), 0));
@@ -431,7 +439,7 @@ function drawChart(rows) {
       const rect = add("rect", { x, y, width: barW, height: Math.max(h, 0.5), fill: COLORS[p % COLORS.length],
                                  "data-provider": provider, "data-day": day });
       const tip = document.createElementNS(NS, "title");
-      tip.textContent = `${day} · ${provider}: ${useCost ? "$" + Number(row.cost_usd).toFixed(6) : value(row) + " tokens"}`;
+      tip.textContent = `${day} · ${provider}: ${useCost ? "$" + value(row).toFixed(6) : value(row) + " tokens"}`;
       rect.append(tip);
     });
     add("text", { x: x + barW / 2, y: height - bottom + 16, "text-anchor": "middle" }, day.slice(5));

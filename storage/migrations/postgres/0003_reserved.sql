@@ -1,3 +1,0 @@
--- routekit schema v3 (PostgreSQL): reserved for the run-claims migration being written on another branch.
--- This placeholder only keeps the versions contiguous on the token-expiry branch (0004); when the real
--- 0003 is merged, delete this file (it creates nothing, so no database depends on it).
