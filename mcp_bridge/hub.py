@@ -41,6 +41,8 @@ from mcp_bridge.callbacks import (
     sdk_sampling_callback,
 )
 from mcp_bridge.config import McpConfig, ServerConfig
+from mcp_bridge.input_required import drive_input_required
+from mcp_bridge.negotiation import negotiate_auto
 from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, convert_content, error_result, to_tool_result
 from providers.types import Message, ResourcePart, ToolAnnotations, ToolResultPart, ToolSpec
 
@@ -476,8 +478,6 @@ class _Connection:
         if protocol == "legacy":
             await session.initialize()
         elif protocol == "auto":
-            from mcp.client._probe import negotiate_auto
-
             await negotiate_auto(session)
         else:
             await session.discover()
@@ -660,7 +660,7 @@ class _Connection:
 
         result = await send(None, None)
         if isinstance(result, types.InputRequiredResult):
-            result = await _drive_input_required(session, result, send)
+            result = await drive_input_required(session, result, send)
         assert isinstance(result, types.CallToolResult)
         return result
 
@@ -680,20 +680,6 @@ class _Connection:
             if response.action != "accept":
                 return False
         return True
-
-
-async def _drive_input_required(session: ClientSession, first: Any, retry: Callable[..., Awaitable[Any]]) -> Any:
-    """2026-07-28 multi-round requests: answer the embedded input requests through our callbacks and retry."""
-    from mcp.client._input_required import run_input_required_driver
-    from mcp.client.session import ClientRequestContext
-
-    async def dispatch(key: str, request: Any) -> Any:
-        context = ClientRequestContext(
-            session=session, request_id=key, meta=request.params.meta if request.params else None
-        )
-        return await session.dispatch_input_request(context, request)
-
-    return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
 
 
 # --------------------------------------------------------------------------- the hub
@@ -892,7 +878,7 @@ class McpHub:
                     uri, input_responses=responses, request_state=state, allow_input_required=True
                 )
 
-            result = await _drive_input_required(session, result, retry)
+            result = await drive_input_required(session, result, retry)
         parts = convert_content([types.EmbeddedResource(resource=c) for c in result.contents])
         return [p for p in parts if isinstance(p, ResourcePart)]
 
@@ -939,7 +925,7 @@ class McpHub:
                     name, arguments, input_responses=responses, request_state=state, allow_input_required=True
                 )
 
-            result = await _drive_input_required(session, result, retry)
+            result = await drive_input_required(session, result, retry)
         messages = [
             Message(role="assistant" if m.role == "assistant" else "user", parts=list(convert_content([m.content])))
             for m in result.messages
