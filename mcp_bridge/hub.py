@@ -43,7 +43,7 @@ from mcp_bridge.callbacks import (
 from mcp_bridge.config import McpConfig, ServerConfig
 from mcp_bridge.input_required import drive_input_required
 from mcp_bridge.negotiation import negotiate_auto
-from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, convert_content, error_result, to_tool_result
+from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, OutputSchema, convert_content, error_result, to_tool_result
 from providers.types import Message, ResourcePart, ToolAnnotations, ToolResultPart, ToolSpec
 
 if TYPE_CHECKING:
@@ -275,6 +275,7 @@ class _Connection:
         self._closing = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._tools_stale = False
+        self._output_schemas: dict[str, OutputSchema] = {}  # server tool name -> its schema and validator
         self._auth: Any = None  # the server's httpx2.Auth, kept across reconnects (it holds tokens and metadata)
 
     # ----------------------------------------------------------------- state
@@ -618,9 +619,20 @@ class _Connection:
                 result,
                 call_id=call_id,
                 name=canonical,
-                output_schema=tool.output_schema,
+                output_schema=self._output_schema(tool),
                 max_bytes=self.hub.max_result_bytes,
             )
+
+    def _output_schema(self, tool: Any) -> OutputSchema | None:
+        """The tool's output schema with its compiled validator, made again when a new listing brought a new
+        schema object."""
+        schema = tool.output_schema
+        if schema is None:
+            return None
+        known = self._output_schemas.get(tool.name)
+        if known is None or known.schema is not schema:
+            known = self._output_schemas[tool.name] = OutputSchema(schema)
+        return known
 
     def _lost_text(self, canonical: str, tool: Any, retried: bool) -> str:
         if retried:
