@@ -30,10 +30,6 @@ class ConnectionThread:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    @property
-    def ident(self) -> int | None:
-        return self._thread.ident
-
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in this thread; its result or exception. A caller cancelled while it runs does not
         stop it (the caller of a transaction shields it)."""
