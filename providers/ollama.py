@@ -19,12 +19,11 @@ Wire facts this module relies on (see the shared folder's reference/provider-wir
   come through raw (``httpx.*``, ``json.JSONDecodeError``; ``ConnectionError`` for refused
   connections outside streams).
 
-Why the request goes through ``AsyncClient._request`` instead of ``AsyncClient.chat``: ``chat()``
-re-validates tools through ``ollama.Tool``, whose ``Parameters.Property`` model keeps only
-``type/items/description/enum`` and silently drops nested ``properties`` (ollama/ollama-python#429,
-#724 open at 0.6.3), while the Ollama server accepts nested properties (ollama/ollama#13508). MCP tools
-use nested objects routinely, so routekit sends the body it built (the same JSON ``chat()`` would send,
-minus the loss) through the SDK's own request method: same transport, NDJSON parser and errors.
+Why the request is not sent with ``AsyncClient.chat``: ``chat()`` re-validates tools through ``ollama.Tool``,
+which silently drops nested ``properties`` (ollama/ollama-python#724, open at 0.6.3), while the Ollama server
+accepts them (ollama/ollama#13508). MCP tools use nested objects routinely, so routekit sends the body it built
+(the same JSON ``chat()`` would send, minus the loss) through the SDK's own request method, behind the one shim
+:mod:`providers._compat_ollama`: same transport, NDJSON parser and errors.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ import ollama
 from ollama import AsyncClient, ChatResponse, ListResponse
 from pydantic import ValidationError
 
+from providers._compat_ollama import post_chat, post_chat_stream
 from providers._http import egress_session_factory, http_transport_choice, shared_ssl_context
 from providers.base import ProviderConfig
 from providers.errors import (
@@ -170,7 +170,7 @@ class OllamaProvider:
         toolset, body = self._build_body(request, model, stream=False)
         try:
             async with self._limiter():
-                chunk: ChatResponse = await self._client._request(ChatResponse, "POST", "/api/chat", json=body)
+                chunk = await post_chat(self._client, body)
         except _SDK_ERRORS as exc:
             raise await self._map_error(exc, model) from None
         return self._response_from_chunk(chunk, toolset, model)
@@ -183,9 +183,7 @@ class OllamaProvider:
         limiter = self._limiter()
         await limiter.acquire_on_behalf_of(slot)
         try:
-            chunks: AsyncIterator[ChatResponse] = await self._client._request(
-                ChatResponse, "POST", "/api/chat", json=body, stream=True
-            )
+            chunks = await post_chat_stream(self._client, body)
         except BaseException:
             limiter.release_on_behalf_of(slot)
             raise
