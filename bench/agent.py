@@ -96,16 +96,15 @@ def base_url(family: str, origin: str) -> str:
 @contextlib.asynccontextmanager
 async def raw_mcp() -> AsyncIterator[tuple[Any, list[Any]]]:
     """A raw mcp ClientSession on the benchmark server over stdio; yields (session, listed tools)."""
-    from mcp.client._probe import negotiate_auto
-    from mcp.client.session import ClientSession
+    from mcp import Client
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     async with contextlib.AsyncExitStack() as stack:
         errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - one per benchmark
         params = StdioServerParameters(command=sys.executable, args=["-m", MCP_MODULE], cwd=ROOT)
-        read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
-        session = await stack.enter_async_context(ClientSession(read, write))
-        await negotiate_auto(session)  # the protocol era the hub negotiates too
+        # mode="auto": the protocol era the hub negotiates too
+        client = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog), mode="auto", cache=None))
+        session = client.session
         tools = (await session.list_tools()).tools
         yield session, tools
 

@@ -139,34 +139,27 @@ def http_server() -> Iterator[str]:
             proc.wait()
 
 
-async def _negotiate(session: Any, protocol: str) -> None:
-    if protocol == "legacy":
-        await session.initialize()
-    else:
-        from mcp.client._probe import negotiate_auto
-
-        await negotiate_auto(session)
-
-
 @contextlib.asynccontextmanager
 async def raw_side(url: str | None, protocol: str, tool: str, timeout: float) -> AsyncIterator[tuple[Call, str]]:
-    """A raw ``ClientSession``; yields (one call, negotiated protocol version)."""
-    from mcp.client.session import ClientSession
+    """A raw ``ClientSession`` (negotiated by ``mcp.Client``, the SDK's public way); yields (one call,
+    negotiated protocol version)."""
+    from mcp import Client
 
     arguments = ARGUMENTS[tool]
     async with contextlib.AsyncExitStack() as stack:
+        transport: Any
         if url is None:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
             errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - opened once, not per call
             params = StdioServerParameters(command=sys.executable, args=["-m", SERVER_MODULE], cwd=ROOT)
-            read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
+            transport = stdio_client(params, errlog=errlog)
         else:
             from mcp.client.streamable_http import streamable_http_client
 
-            read, write = await stack.enter_async_context(streamable_http_client(url))
-        session = await stack.enter_async_context(ClientSession(read, write))
-        await _negotiate(session, protocol)
+            transport = streamable_http_client(url)
+        client = await stack.enter_async_context(Client(transport, mode=protocol, cache=None))
+        session = client.session
         await session.list_tools()
 
         async def call() -> Any:

@@ -32,6 +32,11 @@ its own: a CLI opens ``authorization_url`` in a browser and waits on a loopback 
 front end sends the URL to the user's browser as an event and resolves when its callback route is hit. Either
 returns :class:`AuthorizationResponse`; the SDK checks ``state`` and ``iss``.
 
+SDK surface. Everything above runs on the SDK's public providers and helpers, with one exception kept in
+:mod:`mcp_bridge._compat_mcp`: the token-request step of ``OAuthClientProvider`` (where the grant and the client's
+token-endpoint authentication are chosen once the authorization server's metadata is known) has no public hook. A
+pre-registered client reaches the SDK through the token store (it offers the configured registration).
+
 Tokens live behind :class:`TokenStore`, which is exactly the SDK's ``mcp.client.auth.TokenStorage`` protocol
 (``storage.oauth.StoredTokenStorage`` implements it with encryption at rest); :class:`InMemoryTokenStore` is
 the default. The ``mcp`` SDK is imported only when an auth object is built.
@@ -40,7 +45,7 @@ the default. The ``mcp`` SDK is imported only when an auth object is built.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -227,16 +232,65 @@ def _issuer_optional(cls: Any, **kwargs: Any) -> Any:
 def _flexible(
     auth: AuthConfig, server_url: str, store: TokenStore, redirect: RedirectHandler, grant: str
 ) -> httpx2.Auth:
-    from mcp.shared.auth import OAuthClientMetadata
+    from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 
     metadata = OAuthClientMetadata(
         redirect_uris=[auth.redirect_uri],
         client_name=auth.client_name,
         scope=auth.scope,
     )
+    fixed: OAuthClientInformationFull | None = None
+    if auth.client_id is not None:
+        secret = auth.client_secret.get_secret_value() if auth.client_secret else None
+        method = auth.token_endpoint_auth_method
+        fixed = OAuthClientInformationFull(
+            redirect_uris=metadata.redirect_uris,
+            client_id=auth.client_id,
+            client_secret=secret,
+            token_endpoint_auth_method=None if method == "auto" else method,
+            scope=auth.scope,
+            issuer=auth.issuer,
+        )
+        store = _PreRegistered(store, fixed)
     provider_cls = _flexible_provider_class()
-    provider: httpx2.Auth = provider_cls(auth, grant, server_url, metadata, store, redirect)
+    provider: httpx2.Auth = provider_cls(auth, grant, server_url, metadata, store, redirect, fixed)
     return provider
+
+
+class _PreRegistered:
+    """The server's token store, offering the configured client registration (``client_id``) whenever the store
+    holds none for that client: a pre-registered client is used as is, never registered dynamically."""
+
+    def __init__(self, store: TokenStore, fixed: OAuthClientInformationFull) -> None:
+        self._store = store
+        self.fixed = fixed
+
+    def __repr__(self) -> str:
+        return f"_PreRegistered({self._store!r}, client_id={self.fixed.client_id!r})"
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return await self._store.get_tokens()
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._store.set_tokens(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        stored = await self._store.get_client_info()
+        if stored is None or stored.client_id != self.fixed.client_id:
+            return self.fixed
+        return stored
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._store.set_client_info(client_info)
+
+
+def _token_endpoint(context: Any) -> str:
+    """The authorization server's token endpoint: from its metadata, else ``/token`` at the server's origin (the
+    2025-03-26 fallback, as the SDK's own grants do)."""
+    metadata = context.oauth_metadata
+    if metadata is not None and metadata.token_endpoint:
+        return str(metadata.token_endpoint)
+    return urljoin(str(context.get_authorization_base_url(context.server_url)), "/token")
 
 
 _provider_cls: Any = None
@@ -249,13 +303,14 @@ def _flexible_provider_class() -> Any:
         return _provider_cls
 
     import httpx2
-    from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-    from mcp.shared.auth import OAuthClientInformationFull
+    from mcp.client.auth import AuthorizationCodeResult
 
-    class FlexibleOAuthProvider(OAuthClientProvider):
-        """The SDK's authorization-code provider plus pre-registered clients, client credentials and a grant and
-        token-endpoint auth method chosen from the authorization server's metadata when the config leaves them
-        open."""
+    from mcp_bridge._compat_mcp import token_request_provider
+
+    class FlexibleOAuthProvider(token_request_provider()):  # type: ignore[misc]
+        """The SDK's authorization-code provider plus pre-registered clients, client credentials, workload identity
+        (jwt-bearer) and a grant and token-endpoint auth method chosen from the authorization server's metadata
+        when the config leaves them open."""
 
         def __init__(
             self,
@@ -265,6 +320,7 @@ def _flexible_provider_class() -> Any:
             metadata: Any,
             store: TokenStore,
             redirect: RedirectHandler,
+            fixed: OAuthClientInformationFull | None,
         ) -> None:
             self._pending: AuthorizationResponse | None = None
             self._redirect = redirect
@@ -280,18 +336,7 @@ def _flexible_provider_class() -> Any:
             self._auth_method = auth.token_endpoint_auth_method
             self._assertion = auth.assertion
             self._assertion_file = auth.assertion_file
-            self._fixed: OAuthClientInformationFull | None = None
-            if auth.client_id is not None:
-                secret = auth.client_secret.get_secret_value() if auth.client_secret else None
-                method = auth.token_endpoint_auth_method
-                self._fixed = OAuthClientInformationFull(
-                    redirect_uris=metadata.redirect_uris,
-                    client_id=auth.client_id,
-                    client_secret=secret,
-                    token_endpoint_auth_method=None if method == "auto" else method,
-                    scope=auth.scope,
-                    issuer=auth.issuer,
-                )
+            self._fixed = fixed
 
         async def _on_redirect(self, authorization_url: str) -> None:
             self._pending = await self._redirect(authorization_url)
@@ -302,13 +347,6 @@ def _flexible_provider_class() -> Any:
                 raise McpAuthError("the redirect handler returned no authorization response")
             return AuthorizationCodeResult(code=pending.code, state=pending.state, iss=pending.iss)
 
-        async def _initialize(self) -> None:
-            await super()._initialize()
-            if self._fixed is not None:
-                stored = self.context.client_info
-                if stored is None or stored.client_id != self._fixed.client_id:
-                    self.context.client_info = self._fixed
-
         def _use_client_credentials(self) -> bool:
             if self._grant == "client_credentials":
                 return True
@@ -318,8 +356,10 @@ def _flexible_provider_class() -> Any:
             return "client_credentials" in supported and "authorization_code" not in supported
 
         def _choose_auth_method(self) -> None:
-            info = self.context.client_info
-            if self._auth_method != "auto" or info is None or info is not self._fixed or info.client_secret is None:
+            info = self._fixed
+            if self._auth_method != "auto" or info is None or self.context.client_info is not info:
+                return  # the method is configured, or the client is not the pre-registered one
+            if info.client_secret is None:
                 return
             listed = (
                 self.context.oauth_metadata.token_endpoint_auth_methods_supported
@@ -339,7 +379,7 @@ def _flexible_provider_class() -> Any:
             assert self._assertion is not None
             return self._assertion.get_secret_value()
 
-        async def _perform_authorization(self) -> httpx2.Request:
+        async def token_request(self) -> httpx2.Request | None:
             self._choose_auth_method()
             data: dict[str, str]
             if self._grant == "jwt_bearer":
@@ -349,15 +389,14 @@ def _flexible_provider_class() -> Any:
             elif self._use_client_credentials():
                 data = {"grant_type": "client_credentials"}
             else:
-                request: httpx2.Request = await super()._perform_authorization()
-                return request
+                return None  # the SDK's authorization-code grant
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
             data, headers = self.context.prepare_token_auth(data, headers)
             if self.context.should_include_resource_param(self.context.protocol_version):
                 data["resource"] = self.context.get_resource_url()
             if self.context.client_metadata.scope:
                 data["scope"] = self.context.client_metadata.scope
-            return httpx2.Request("POST", self._get_token_endpoint(), data=data, headers=headers)
+            return httpx2.Request("POST", _token_endpoint(self.context), data=data, headers=headers)
 
     _provider_cls = FlexibleOAuthProvider
     return _provider_cls
@@ -367,7 +406,7 @@ def _flexible_provider_class() -> Any:
 
 
 def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.Auth:
-    from mcp.shared._httpx_utils import RedirectAwareAuth
+    import httpx2
 
     assert auth.idp is not None
     idp = auth.idp
@@ -423,15 +462,15 @@ def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.
     if auth.issuer is not None:
         return make(auth.issuer)
 
-    class DiscoveringIdentityAssertion(RedirectAwareAuth):
+    class DiscoveringIdentityAssertion(httpx2.Auth):
         """Finds the authorization server from the resource's metadata on the first 401, then delegates."""
 
         requires_response_body = True
 
         def __init__(self) -> None:
-            self._inner: Any = None
+            self._inner: httpx2.Auth | None = None
 
-        async def _auth_flow(self, request: Any) -> Any:
+        async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
             from mcp.client.auth.utils import (
                 build_protected_resource_metadata_discovery_urls,
                 create_oauth_metadata_request,
@@ -446,19 +485,43 @@ def _enterprise(auth: AuthConfig, server_url: str, store: TokenStore) -> httpx2.
                 hinted = extract_resource_metadata_from_www_auth(response)
                 for url in build_protected_resource_metadata_discovery_urls(hinted, server_url):
                     prm = yield create_oauth_metadata_request(url)
+                    for _ in range(_REDIRECTS):  # the metadata moved within its origin
+                        moved = _redirect_within_origin(prm)
+                        if moved is None:
+                            break
+                        prm = yield moved
                     metadata = await handle_protected_resource_response(prm)
                     if metadata is not None and metadata.authorization_servers:
                         self._inner = make(str(metadata.authorization_servers[0]))
                         break
                 if self._inner is None:
                     raise McpAuthError("the server publishes no authorization server; set auth.issuer")
-            flow = self._inner._auth_flow(request)
-            outgoing = await flow.__anext__()
-            while True:
-                incoming = yield outgoing
-                try:
+            flow = self._inner.async_auth_flow(request)
+            try:
+                outgoing = await flow.__anext__()
+                while True:
+                    incoming = yield outgoing
                     outgoing = await flow.asend(incoming)
-                except StopAsyncIteration:
-                    return
+            except StopAsyncIteration:
+                return
+            finally:
+                await flow.aclose()
 
     return DiscoveringIdentityAssertion()
+
+
+_REDIRECTS = 5  # redirects one discovery request may follow within its origin (as the SDK's own flows do)
+
+
+def _redirect_within_origin(response: httpx2.Response) -> httpx2.Request | None:
+    """The request following ``response``'s redirect when it keeps the method and stays on the origin of the request
+    sent (or is its https upgrade on the default ports), with no userinfo of its own; None otherwise."""
+    follow: httpx2.Request | None = getattr(response, "next_request", None)
+    if follow is None:
+        return None
+    sent, to = response.request, follow.url
+    if follow.method != sent.method or (to.userinfo and to.userinfo != sent.url.userinfo):
+        return None
+    same = (sent.url.scheme, sent.url.host, sent.url.port) == (to.scheme, to.host, to.port)
+    upgrade = sent.url.host == to.host and (sent.url.scheme, to.scheme) == ("http", "https") and not sent.url.port
+    return follow if same or (upgrade and to.port is None) else None

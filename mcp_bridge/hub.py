@@ -41,7 +41,9 @@ from mcp_bridge.callbacks import (
     sdk_sampling_callback,
 )
 from mcp_bridge.config import McpConfig, ServerConfig
-from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, convert_content, error_result, to_tool_result
+from mcp_bridge.input_required import drive_input_required
+from mcp_bridge.negotiation import negotiate_auto
+from mcp_bridge.results import DEFAULT_MAX_RESULT_BYTES, OutputSchema, convert_content, error_result, to_tool_result
 from providers.errors import scrub
 from providers.types import Message, ResourcePart, ToolAnnotations, ToolResultPart, ToolSpec
 
@@ -275,6 +277,7 @@ class _Connection:
         self._closing = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._tools_stale = False
+        self._output_schemas: dict[str, OutputSchema] = {}  # server tool name -> its schema and validator
         self._auth: Any = None  # the server's httpx2.Auth, kept across reconnects (it holds tokens and metadata)
 
     # ----------------------------------------------------------------- state
@@ -502,8 +505,6 @@ class _Connection:
         if protocol == "legacy":
             await session.initialize()
         elif protocol == "auto":
-            from mcp.client._probe import negotiate_auto
-
             await negotiate_auto(session)
         else:
             await session.discover()
@@ -644,9 +645,20 @@ class _Connection:
                 result,
                 call_id=call_id,
                 name=canonical,
-                output_schema=tool.output_schema,
+                output_schema=self._output_schema(tool),
                 max_bytes=self.hub.max_result_bytes,
             )
+
+    def _output_schema(self, tool: Any) -> OutputSchema | None:
+        """The tool's output schema with its compiled validator, made again when a new listing brought a new
+        schema object."""
+        schema = tool.output_schema
+        if schema is None:
+            return None
+        known = self._output_schemas.get(tool.name)
+        if known is None or known.schema is not schema:
+            known = self._output_schemas[tool.name] = OutputSchema(schema)
+        return known
 
     def _lost_text(self, canonical: str, tool: Any, retried: bool) -> str:
         if retried:
@@ -686,7 +698,7 @@ class _Connection:
 
         result = await send(None, None)
         if isinstance(result, types.InputRequiredResult):
-            result = await _drive_input_required(session, result, send)
+            result = await drive_input_required(session, result, send)
         assert isinstance(result, types.CallToolResult)
         return result
 
@@ -706,20 +718,6 @@ class _Connection:
             if response.action != "accept":
                 return False
         return True
-
-
-async def _drive_input_required(session: ClientSession, first: Any, retry: Callable[..., Awaitable[Any]]) -> Any:
-    """2026-07-28 multi-round requests: answer the embedded input requests through our callbacks and retry."""
-    from mcp.client._input_required import run_input_required_driver
-    from mcp.client.session import ClientRequestContext
-
-    async def dispatch(key: str, request: Any) -> Any:
-        context = ClientRequestContext(
-            session=session, request_id=key, meta=request.params.meta if request.params else None
-        )
-        return await session.dispatch_input_request(context, request)
-
-    return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
 
 
 # --------------------------------------------------------------------------- the hub
@@ -934,7 +932,7 @@ class McpHub:
                     uri, input_responses=responses, request_state=state, allow_input_required=True
                 )
 
-            result = await _drive_input_required(session, result, retry)
+            result = await drive_input_required(session, result, retry)
         parts = convert_content([types.EmbeddedResource(resource=c) for c in result.contents])
         return [p for p in parts if isinstance(p, ResourcePart)]
 
@@ -981,7 +979,7 @@ class McpHub:
                     name, arguments, input_responses=responses, request_state=state, allow_input_required=True
                 )
 
-            result = await _drive_input_required(session, result, retry)
+            result = await drive_input_required(session, result, retry)
         messages = [
             Message(role="assistant" if m.role == "assistant" else "user", parts=list(convert_content([m.content])))
             for m in result.messages

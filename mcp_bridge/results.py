@@ -20,7 +20,14 @@ from providers.types import AudioPart, ImagePart, ResourcePart, TextPart, ToolRe
 if TYPE_CHECKING:
     import mcp_types
 
-__all__ = ["DEFAULT_MAX_RESULT_BYTES", "convert_content", "error_result", "schema_problem", "to_tool_result"]
+__all__ = [
+    "DEFAULT_MAX_RESULT_BYTES",
+    "OutputSchema",
+    "convert_content",
+    "error_result",
+    "schema_problem",
+    "to_tool_result",
+]
 
 DEFAULT_MAX_RESULT_BYTES = 1_000_000
 
@@ -62,10 +69,11 @@ def to_tool_result(
     *,
     call_id: str,
     name: str,
-    output_schema: dict[str, Any] | None = None,
+    output_schema: OutputSchema | dict[str, Any] | None = None,
     max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> ToolResultPart:
-    """Convert one MCP tool result. ``name`` is the canonical tool name (``server.tool``)."""
+    """Convert one MCP tool result. ``name`` is the canonical tool name (``server.tool``). ``output_schema``: the
+    tool's, as an :class:`OutputSchema` kept for the tool (its validator is compiled once) or a plain schema."""
     budget = _Budget(max_bytes)
     content = convert_content(result.content, budget)
     structured: dict[str, Any] | None = None
@@ -79,7 +87,9 @@ def to_tool_result(
         else:  # 2026-07-28 allows any JSON value; the normalized model carries objects, so show it as text
             content.append(TextPart(text=encoded))
     if output_schema is not None and not result.is_error:
-        problem = schema_problem(output_schema, raw_structured)
+        if not isinstance(output_schema, OutputSchema):
+            output_schema = OutputSchema(output_schema)
+        problem = output_schema.problem(raw_structured)
         if problem is not None:
             content.append(
                 TextPart(text=f"[routekit: the tool's structured content does not match its outputSchema: {problem}]")
@@ -151,43 +161,46 @@ def _b64(text: str) -> bytes | None:
         return None
 
 
+class OutputSchema:
+    """A tool's ``outputSchema`` with its validator, compiled on first use and kept with it (the hub keeps one per
+    listed tool, so a tool's results are checked without compiling or serializing its schema again)."""
+
+    __slots__ = ("_compiled", "_validator", "schema")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._compiled = False
+        self._validator: Any = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` does not satisfy the schema, or None when it does (or the schema cannot be used)."""
+        if value is None:
+            return "the tool declares an outputSchema but returned no structured content"
+        if not self._compiled:
+            self._validator = _validator(json.dumps(self.schema, sort_keys=True))
+            self._compiled = True
+        validator = self._validator
+        if validator is None:
+            return None
+        from referencing.exceptions import Unresolvable
+
+        try:
+            if validator.is_valid(value):  # the common case: no error report needed
+                return None
+            from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+
+            error = best_match(validator.iter_errors(value))
+        except Unresolvable as exc:
+            return f"the outputSchema has a reference that cannot be resolved ({exc})"
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return f"at {where}: {error.message}"[:500]
+
+
 def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
     """Why ``value`` does not satisfy ``schema``, or None when it does (or the schema cannot be used)."""
-    if value is None:
-        return "the tool declares an outputSchema but returned no structured content"
-    validator = _validator_for(schema)
-    if validator is None:
-        return None
-    from referencing.exceptions import Unresolvable
-
-    try:
-        if validator.is_valid(value):  # the common case: no error report needed
-            return None
-        from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
-
-        error = best_match(validator.iter_errors(value))
-    except Unresolvable as exc:
-        return f"the outputSchema has a reference that cannot be resolved ({exc})"
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"at {where}: {error.message}"[:500]
-
-
-# Tool listings hand the same schema object to every call of a tool: look it up by identity first (the
-# entry keeps the object alive, so its id cannot be reused), and fall back to the schema's JSON text.
-_BY_IDENTITY: dict[int, tuple[dict[str, Any], Any]] = {}
-
-
-def _validator_for(schema: dict[str, Any]) -> Any:
-    known = _BY_IDENTITY.get(id(schema))
-    if known is not None and known[0] is schema:
-        return known[1]
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    if len(_BY_IDENTITY) >= 1024:
-        _BY_IDENTITY.clear()
-    _BY_IDENTITY[id(schema)] = (schema, validator)
-    return validator
+    return OutputSchema(schema).problem(value)
 
 
 @lru_cache(maxsize=256)

@@ -73,6 +73,7 @@ from providers.types import (
     ToolCallDelta,
     ToolCallPart,
     ToolCallReady,
+    ToolResultContent,
     ToolResultPart,
     Usage,
     UsageReport,
@@ -575,14 +576,14 @@ class GeminiProvider(Adapter):
 
     @staticmethod
     def _function_response(result: ToolResultPart, toolset: CompiledToolset, media: bool) -> _Wire:
-        images = [p for p in result.content if isinstance(p, ImagePart)] if media else []
-        images = [p for p in images if p.media_type in _TOOL_RESULT_MEDIA]
-        if images:
-            sent = {id(p) for p in images}
-            rest = [p for p in result.content if id(p) not in sent]
-            text = result.model_copy(update={"content": rest}).text()
-        else:
-            text = result.text()
+        images: list[ImagePart] = []
+        rest: list[ToolResultContent] = []
+        for p in result.content:
+            if media and isinstance(p, ImagePart) and p.media_type in _TOOL_RESULT_MEDIA:
+                images.append(p)
+            else:
+                rest.append(p)
+        text = result.model_copy(update={"content": rest}).text() if images else result.text()
         response: dict[str, Any]
         if result.is_error:
             response = {"error": text}

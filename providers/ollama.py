@@ -19,12 +19,11 @@ Wire facts this module relies on (see the shared folder's reference/provider-wir
   come through raw (``httpx.*``, ``json.JSONDecodeError``; ``ConnectionError`` for refused
   connections outside streams).
 
-Why the request goes through ``AsyncClient._request`` instead of ``AsyncClient.chat``: ``chat()``
-re-validates tools through ``ollama.Tool``, whose ``Parameters.Property`` model keeps only
-``type/items/description/enum`` and silently drops nested ``properties`` (ollama/ollama-python#429,
-#724 open at 0.6.3), while the Ollama server accepts nested properties (ollama/ollama#13508). MCP tools
-use nested objects routinely, so routekit sends the body it built (the same JSON ``chat()`` would send,
-minus the loss) through the SDK's own request method: same transport, NDJSON parser and errors.
+Why the request is not sent with ``AsyncClient.chat``: ``chat()`` re-validates tools through ``ollama.Tool``,
+which silently drops nested ``properties`` (ollama/ollama-python#724, open at 0.6.3), while the Ollama server
+accepts them (ollama/ollama#13508). MCP tools use nested objects routinely, so routekit sends the body it built
+(the same JSON ``chat()`` would send, minus the loss) through the SDK's own request method, behind the one shim
+:mod:`providers._compat_ollama`: same transport, NDJSON parser and errors.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from ollama import AsyncClient, ChatResponse, ListResponse
 from pydantic import ValidationError
 
 from providers._adapter import Adapter, Call, StreamState
+from providers._compat_ollama import post_chat, post_chat_stream
 from providers._http import egress_session_factory, http_transport_choice, shared_ssl_context
 from providers.errors import (
     BadRequest,
@@ -163,15 +163,14 @@ class OllamaProvider(Adapter):
 
     async def send(self, wire: dict[str, Any], call: Call) -> ChatResponse:
         async with self._limiter():
-            chunk: ChatResponse = await self._client._request(ChatResponse, "POST", "/api/chat", json=wire)
-        return chunk
+            return await post_chat(self._client, wire)
 
     async def open_stream(self, wire: dict[str, Any], call: Call) -> _Chunks:
         # The stream holds its slot (and connection) until it is closed, whichever task closes it.
         chunks = _Chunks(self._limiter())
         await chunks.limiter.acquire_on_behalf_of(chunks)
         try:
-            chunks.lines = await self._client._request(ChatResponse, "POST", "/api/chat", json=wire, stream=True)
+            chunks.lines = await post_chat_stream(self._client, wire)
         except BaseException:
             chunks.limiter.release_on_behalf_of(chunks)
             raise

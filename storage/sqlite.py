@@ -5,23 +5,23 @@
   (``synchronous=FULL``). A write made with ``sync=False`` is committed without an fsync of its own
   (``synchronous=NORMAL`` for that commit: it survives the process dying; the next synced commit makes it
   durable too, since the WAL is written in order); a batch with any synced write is synced.
-* Unsynced commits of inline writes (see :meth:`SQLiteDatabase.write_inline`) run on the event loop's thread:
-  with no fsync they take tens of microseconds, less than the trip to aiosqlite's thread and back (measured:
-  0.3-0.4 ms of CPU per commit inside an agent run). They never wait there: the writer's busy timeout is 0
-  and its automatic checkpoint off while they run; a database locked by another process sends the write to
-  the thread, which waits; and every 64th such commit goes through the thread too, so the write-ahead log
-  is checkpointed there even when nothing is synced. Synced commits run there too when nothing else in the
-  loop is ready to run (one run at a time, a CLI): the fsync then blocks nobody. Otherwise they go to the
-  writer thread, where concurrent writes share one fsync.
+* Inline writes (see :meth:`SQLiteDatabase.write_inline`) run as one function on the writer's connection: the
+  whole transaction costs one trip to the writer's thread (:mod:`storage._sqlite_thread`) and back, not one
+  per statement. Unsynced ones run on the event loop's thread instead: with no fsync they take tens of
+  microseconds, less than that trip (measured: 0.3-0.4 ms of CPU per commit inside an agent run). They never
+  wait there: the writer's busy timeout is 0 and its automatic checkpoint off while they run; a database
+  locked by another process sends the write to the thread, which waits; and every 64th such commit goes
+  through the thread too, so the write-ahead log is checkpointed there even when nothing is synced. Synced
+  commits always go to the writer thread: the loop keeps serving during the fsync, and concurrent writes
+  share one fsync.
 * Writes start with ``BEGIN IMMEDIATE`` so the lock is taken up front; when another *process* holds it,
   the busy timeout waits and a retry loop with backoff waits longer. Callers see :class:`StorageBusy`
   (with advice) only after ``patience`` seconds, never SQLite's raw "database is locked".
-* A few reader connections serve reads concurrently (WAL readers do not block the writer).
+* A few reader connections (aiosqlite) serve reads concurrently (WAL readers do not block the writer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sqlite3
 import time
@@ -35,6 +35,7 @@ import anyio
 
 from storage import migrations as _migrations
 from storage._db import Conn, Row
+from storage._sqlite_thread import ConnectionThread
 from storage.errors import DatabaseUnavailable, StorageBusy
 from storage.files import create_private_file, ensure_private_dir
 
@@ -47,28 +48,13 @@ _LOOP_COMMITS_PER_THREAD_COMMIT = 64
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 
 
-def _loop_is_idle() -> bool:
-    """True when nothing else in this asyncio event loop is ready to run (the caller's task aside).
-
-    A synced commit made then on the loop's thread blocks nobody for its fsync and saves the trip to the
-    writer thread and back. When other work is ready (other sessions, I/O callbacks), synced commits go to the
-    writer thread as before, so the loop keeps serving and concurrent writes share one fsync (group commit).
-    Reads asyncio's ready queue, an implementation detail of CPython's event loops; loops without it (uvloop,
-    trio) always use the writer thread.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    ready = getattr(loop, "_ready", None)
-    return ready is not None and not ready
-
-
 def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
 
 
 class _SQLiteConn:
+    """A reader's :class:`Conn` (aiosqlite)."""
+
     dialect: Literal["sqlite"] = "sqlite"
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -99,38 +85,91 @@ class _SQLiteConn:
         return cursor.rowcount
 
 
-class _InlineConn:
-    """A :class:`Conn` over the raw ``sqlite3`` connection, used inside aiosqlite's worker thread.
+class _Statements:
+    """The :class:`Conn` operations, synchronous, on the writer's ``sqlite3`` connection."""
 
-    Its coroutines never suspend, so a write function made only of Conn calls runs to completion with one
-    ``send`` (see :func:`_run_inline`): a whole transaction costs one trip to the thread, not one per
-    statement.
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: Sequence[Any]) -> None:
+        self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+
+    def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
+        rows = self.conn.execute(sql, args).fetchall()
+        return dict(rows[0]) if rows else None
+
+    def fetchval(self, sql: str, args: Sequence[Any]) -> Any:
+        rows = self.conn.execute(sql, args).fetchall()
+        return rows[0][0] if rows else None
+
+    def rowcount(self, sql: str, args: Sequence[Any]) -> int:
+        return self.conn.execute(sql, args).rowcount
+
+
+class _InlineConn:
+    """A :class:`Conn` whose coroutines never suspend, used where the writer's connection is used directly
+    (in its thread, or on the loop's thread for an unsynced batch).
+
+    A write function made only of Conn calls therefore runs to completion with one ``send`` (see
+    :func:`_run_inline`): a whole transaction costs one trip to the thread, not one per statement.
     """
 
     dialect: Literal["sqlite"] = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, statements: _Statements) -> None:
+        self._s = statements
 
     async def execute(self, sql: str, *args: Any) -> None:
-        self._conn.execute(sql, args)
+        self._s.execute(sql, args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
+        self._s.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return [dict(r) for r in self._conn.execute(sql, args).fetchall()]
+        return self._s.fetch(sql, args)
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        rows = self._conn.execute(sql, args).fetchall()
-        return dict(rows[0]) if rows else None
+        return self._s.fetchone(sql, args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        rows = self._conn.execute(sql, args).fetchall()
-        return rows[0][0] if rows else None
+        return self._s.fetchval(sql, args)
 
     async def rowcount(self, sql: str, *args: Any) -> int:
-        return self._conn.execute(sql, args).rowcount
+        return self._s.rowcount(sql, args)
+
+
+class _ThreadConn:
+    """A :class:`Conn` on the writer's connection for any write function: one trip to its thread per call."""
+
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, statements: _Statements, thread: ConnectionThread) -> None:
+        self._s = statements
+        self._thread = thread
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._thread.run(self._s.execute, sql, args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._thread.run(self._s.executemany, sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._thread.run(self._s.fetch, sql, args)
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._thread.run(self._s.fetchone, sql, args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._thread.run(self._s.fetchval, sql, args)
+
+    async def rowcount(self, sql: str, *args: Any) -> int:
+        return await self._thread.run(self._s.rowcount, sql, args)
 
 
 class _Suspended(RuntimeError):
@@ -158,6 +197,25 @@ class _Pending:
     error: BaseException | None = None
 
 
+@dataclass
+class _Writer:
+    """The writer's ``sqlite3`` connection (opened with ``check_same_thread=False``: it is used in its thread
+    and, for unsynced inline batches, on the loop's thread; one batch at a time, never by two at once)."""
+
+    thread: ConnectionThread
+    statements: _Statements
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.statements.conn
+
+    async def execute(self, sql: str) -> None:
+        await self.thread.run(self.statements.execute, sql, ())
+
+    def general_conn(self) -> _ThreadConn:
+        return _ThreadConn(self.statements, self.thread)
+
+
 class SQLiteDatabase:
     """A SQLite file opened for routekit. Use :func:`storage.open_store` rather than this class directly."""
 
@@ -172,7 +230,7 @@ class SQLiteDatabase:
         self._patience = patience
         self._reader_count = readers
         self._durable = durable
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: _Writer | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._free: list[aiosqlite.Connection] = []
         self._reader_slots = anyio.Semaphore(readers)
@@ -184,16 +242,40 @@ class SQLiteDatabase:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _connect(self) -> aiosqlite.Connection:
-        # check_same_thread=False: the writer also commits from the event loop's thread (module doc); one
-        # batch at a time uses it, so the connection is never used by two threads at once.
-        conn = await aiosqlite.connect(
-            self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=False
-        )
+    def _pragmas(self) -> list[str]:
+        return [
+            f"PRAGMA busy_timeout = {self._busy_ms}",
+            "PRAGMA foreign_keys = ON",
+            f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}",
+        ]
+
+    def _open_writer_connection(self) -> sqlite3.Connection:
+        """In the writer's thread."""
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            for pragma in self._pragmas():
+                conn.execute(pragma)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _open_writer(self) -> _Writer:
+        thread = ConnectionThread(f"routekit-sqlite-writer {self.path.name}")
+        try:
+            conn = await thread.run(self._open_writer_connection)
+        except BaseException:
+            thread.stop()
+            raise
+        return _Writer(thread, _Statements(conn))
+
+    async def _connect_reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
         conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
+        for pragma in self._pragmas():
+            await conn.execute(pragma)
+        await conn.execute("PRAGMA query_only = ON")
         return conn
 
     async def open(self) -> None:
@@ -202,7 +284,7 @@ class SQLiteDatabase:
             # files get the database file's mode from SQLite).
             ensure_private_dir(self.path.parent)
             create_private_file(self.path)
-            self._writer = await self._connect()
+            self._writer = await self._open_writer()
             await self._retry_busy(lambda: self._pragma_wal())
         except (OSError, sqlite3.Error) as exc:
             await self.close()
@@ -212,24 +294,33 @@ class SQLiteDatabase:
 
     async def _pragma_wal(self) -> None:
         assert self._writer is not None
-        async with self._writer.execute("PRAGMA journal_mode = WAL") as cursor:
-            row = await cursor.fetchone()
-        if row is None or str(row[0]).lower() != "wal":
+        mode = await self._writer.general_conn().fetchval("PRAGMA journal_mode = WAL")
+        if str(mode).lower() != "wal":
             raise DatabaseUnavailable(f"SQLite database {self.path} could not switch to WAL mode")
 
     async def _open_readers(self) -> None:
         for _ in range(self._reader_count):
-            conn = await self._connect()
-            await conn.execute("PRAGMA query_only = ON")
+            conn = await self._connect_reader()
             self._readers.append(conn)
             self._free.append(conn)
 
     async def close(self) -> None:
-        conns = [*self._readers, *([self._writer] if self._writer else [])]
+        readers, writer = self._readers, self._writer
         self._readers, self._free, self._writer = [], [], None
-        for conn in conns:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            for conn in readers:
                 await conn.close()
+            if writer is not None:
+                try:
+                    await writer.thread.run(writer.conn.close)
+                finally:
+                    writer.thread.stop()
+
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Have ``callback`` see every statement the writer runs, in whichever thread (diagnostics and tests);
+        None stops it."""
+        assert self._writer is not None
+        await self._writer.thread.run(self._writer.conn.set_trace_callback, callback)
 
     # ------------------------------------------------------------------ retries
 
@@ -250,17 +341,16 @@ class SQLiteDatabase:
             await anyio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
 
-    async def _begin_immediate(self) -> None:
-        assert self._writer is not None
-        await self._retry_busy(lambda: self._writer.execute("BEGIN IMMEDIATE"))  # type: ignore[union-attr]
+    async def _begin_immediate(self, writer: _Writer) -> None:
+        await self._retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
 
     # ------------------------------------------------------------------ migrations
 
     async def migrate(self, target: int | None = None) -> int:
         assert self._writer is not None
         writer = self._writer
-        conn = _SQLiteConn(writer)
-        await self._begin_immediate()
+        conn = writer.general_conn()
+        await self._begin_immediate(writer)
         try:
             await conn.execute(_migrations.CREATE_TABLE)
             current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") or 0)
@@ -301,7 +391,7 @@ class SQLiteDatabase:
         """:meth:`write` for a function that awaits nothing but its Conn's methods (no other I/O, no sleeps).
 
         Such writes, grouped as usual, run as one call in the writer's thread (BEGIN, statements, COMMIT):
-        the per-statement round trips between the event loop and aiosqlite's thread are most of a small
+        the per-statement round trips between the event loop and the writer's thread are most of a small
         transaction's CPU.
         """
         return await self._enqueue(_Pending(fn, inline=True, sync=sync))  # type: ignore[no-any-return]
@@ -359,10 +449,10 @@ class SQLiteDatabase:
         if writer is None:
             raise DatabaseUnavailable(f"{self.description} is closed")
         sync = self._durable and any(item.sync for item in batch)
-        if all(item.inline for item in batch) and hasattr(writer, "_execute"):
-            if (not sync or _loop_is_idle()) and self._loop_commits < _LOOP_COMMITS_PER_THREAD_COMMIT:
+        if all(item.inline for item in batch):
+            if not sync and self._loop_commits < _LOOP_COMMITS_PER_THREAD_COMMIT:
                 try:
-                    self._inline_transaction(writer, batch, sync, on_loop=True)
+                    self._inline_transaction(writer.statements, batch, sync, True)
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc):
                         raise
@@ -371,15 +461,16 @@ class SQLiteDatabase:
                     self._loop_commits += 1
                     return
             self._loop_commits = 0
-            # aiosqlite's ``_execute`` runs a function in its connection thread (the one its public methods
-            # use); a busy database rolls the whole attempt back, so it is retried as a whole.
-            await self._retry_busy(lambda: writer._execute(self._inline_transaction, writer, batch, sync, False))  # type: ignore[no-untyped-call]
+            # A busy database rolls the whole attempt back, so it is retried as a whole.
+            await self._retry_busy(
+                lambda: writer.thread.run(self._inline_transaction, writer.statements, batch, sync, False)
+            )
             return
         self._loop_commits = 0
         for statement in self._settings_for(sync, on_loop=False):
             await writer.execute(statement)
-        await self._begin_immediate()
-        conn = _SQLiteConn(writer)
+        await self._begin_immediate(writer)
+        conn = writer.general_conn()
         try:
             i = 0
             while i < len(batch):
@@ -392,7 +483,7 @@ class SQLiteDatabase:
                 j = i
                 while j < len(batch) and batch[j].bulk is not None and batch[j].bulk[0] == sql:  # type: ignore[index]
                     j += 1
-                await writer.executemany(sql, [b.bulk[1] for b in batch[i:j]])  # type: ignore[index]
+                await conn.executemany(sql, [b.bulk[1] for b in batch[i:j]])  # type: ignore[index]
                 i = j
             await self._retry_busy(lambda: writer.execute("COMMIT"))
         except BaseException:
@@ -412,17 +503,15 @@ class SQLiteDatabase:
             self._writer_on_loop = on_loop
         return statements
 
-    def _inline_transaction(
-        self, writer: aiosqlite.Connection, batch: list[_Pending], sync: bool, on_loop: bool
-    ) -> None:
+    def _inline_transaction(self, statements: _Statements, batch: list[_Pending], sync: bool, on_loop: bool) -> None:
         """The whole batch at once: BEGIN IMMEDIATE, every write, COMMIT (or ROLLBACK). Runs in the writer's
         thread, or on the loop's thread for an unsynced batch (``on_loop``: see the module doc)."""
-        raw = writer._conn
+        raw = statements.conn
         for statement in self._settings_for(sync, on_loop=on_loop):
             raw.execute(statement)
         raw.execute("BEGIN IMMEDIATE")
         try:
-            conn = _InlineConn(raw)
+            conn = _InlineConn(statements)
             i = 0
             while i < len(batch):
                 item = batch[i]

@@ -428,14 +428,13 @@ async def test_a_tool_step_syncs_the_model_responses_only(
     own statements: the synchronous level in force at each COMMIT."""
     store = await open_store(f"sqlite:///{tmp_path / 'durable.db'}", key_dir=tmp_path)  # durable (the default)
     statements: list[str] = []
-    writer = store.db._writer  # type: ignore[attr-defined]
-    await writer._execute(writer._conn.set_trace_callback, statements.append)  # in the writer's thread
+    await store.db.trace(statements.append)  # type: ignore[attr-defined]  # (SQLite's)
     try:
         fake.turns.extend([tool_turn(family, ("t.add", {"a": 1, "b": 2})), FakeTurn(text="3")])
         async with await open_session(family, fake, store, hub) as session:
             result = await session.run("add")
     finally:
-        await writer._execute(writer._conn.set_trace_callback, None)
+        await store.db.trace(None)  # type: ignore[attr-defined]
         await store.close()
     assert result.text == "3"
     level, synced_commits, in_session = "FULL", [], False

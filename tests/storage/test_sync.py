@@ -126,16 +126,18 @@ async def _thread(c: Conn) -> int:
     return threading.get_ident()
 
 
-async def test_a_synced_commit_runs_on_the_loop_only_when_nothing_else_is_ready(
+async def test_a_synced_commit_runs_in_the_writer_thread_and_an_unsynced_one_on_the_loop(
     tmp_path: Path, keyring: Keyring
 ) -> None:
-    """Idle loop: the fsync blocks nobody, so the commit skips the trip to the writer thread. Other work
-    ready: the commit goes to the writer thread (the loop keeps serving, concurrent writes share an fsync)."""
+    """Synced commits go to the writer thread whether or not other work is ready (the loop keeps serving during
+    the fsync; concurrent writes share one); unsynced ones stay on the loop's thread (no trip). No reading of the
+    event loop's internals decides it."""
     store = await open_store(f"sqlite:///{tmp_path / 'idle.db'}", keyring=keyring)
     loop_thread = threading.get_ident()
     try:
-        assert await write_inline(store.db, _thread) == loop_thread
-        assert await write_inline(store.db, _durability_setting) == 2  # still FULL on the loop's thread
+        idle_synced = await write_inline(store.db, _thread)
+        idle_unsynced = await write_inline(store.db, _thread, sync=False)
+        assert await write_inline(store.db, _durability_setting) == 2  # FULL in the writer thread
 
         stop = anyio.Event()
 
@@ -146,13 +148,13 @@ async def test_a_synced_commit_runs_on_the_loop_only_when_nothing_else_is_ready(
         async with anyio.create_task_group() as tg:
             tg.start_soon(keep_busy)
             await anyio.sleep(0)  # let it start: from here on, it is always ready to run
-            synced = await write_inline(store.db, _thread)
-            unsynced = await write_inline(store.db, _thread, sync=False)
+            busy_synced = await write_inline(store.db, _thread)
+            busy_unsynced = await write_inline(store.db, _thread, sync=False)
             stop.set()
-        assert synced != loop_thread
-        assert unsynced == loop_thread  # no fsync: always on the loop's thread
     finally:
         await store.close()
+    assert idle_synced == busy_synced != loop_thread  # the one writer thread
+    assert idle_unsynced == busy_unsynced == loop_thread
 
 
 async def test_an_unsynced_write_waits_for_another_connections_lock_in_the_writer_thread(
