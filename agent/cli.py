@@ -254,23 +254,20 @@ def _ask_on_terminal(console: Any) -> Any:
 
 
 @main.command()
-def providers() -> None:
-    """List the providers and presets routekit can talk to, with the key variable each reads."""
-    from rich.console import Console
-    from rich.table import Table
+@click.option("--models", "show_models", is_flag=True, help="Per-model profiles, and the models each key can use.")
+@click.option("--provider", "-p", "names", multiple=True, help="Only this provider or preset (repeatable).")
+@click.option("--offline", is_flag=True, help="With --models: no live model listing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def providers(show_models: bool, names: tuple[str, ...], offline: bool, as_json: bool) -> None:
+    """List the providers and presets routekit can talk to, with the key variable each reads.
 
-    from providers.profiles import PROFILES
+    With --models: the model families routekit has a profile for (tools, vision, thinking control and
+    the request field carrying it, prompt caching, limits; ? is unknown) and, for each provider with a
+    stored default config or its key variable set, the models the key can use, each with its profile.
+    """
+    from agent.commands.providers import show
 
-    table = Table("name", "provider", "key variable", "default endpoint", "suggested model")
-    for profile in PROFILES.values():
-        table.add_row(
-            profile.name,
-            profile.display_name,
-            profile.api_key_env or "-",
-            profile.default_base_url or "(SDK default)",
-            profile.suggested_model or "(pass --model)",
-        )
-    Console().print(table)
+    show(models=show_models, names=names, offline=offline, as_json=as_json)
 
 
 def _fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:

@@ -61,6 +61,7 @@ from agent.events import (
     UsageUpdated,
 )
 from agent.limits import LimitReason, LimitTracker
+from agent.metering import meter
 from providers.history import INTERRUPTED_RESULT_TEXT
 from providers.resilience import Attempt, FallingBack, ResilienceEvent, Retrying
 from providers.types import (
@@ -153,33 +154,14 @@ class Run:
     # ----------------------------------------------------------------- metering (ResilientModel callbacks)
 
     def on_attempt(self, attempt: Attempt) -> None:
-        from storage.usage import UsageEntry, price_usd
-
         session = self.session
+        metered = meter(attempt, user_id=session.user_id, session_id=session.session_id, config_ids=session.config_ids)
         usage = attempt.usage
-        if (usage is None and attempt.outcome == "ok") or (usage is not None and not usage.known):
+        if metered.unknown:
             self.usage_unknown = True
-        status = {"ok": "ok", "error": "error", "cancelled": "aborted"}[attempt.outcome]
-        entry = UsageEntry(
-            user_id=session.user_id,
-            provider=attempt.provider,
-            model=attempt.model,
-            usage=usage or Usage(),
-            status=status,  # type: ignore[arg-type]
-            session_id=session.session_id,
-            config_id=session.config_ids.get(attempt.config_label or ""),
-            attempt=attempt.number,
-            streamed=attempt.streamed,
-            latency_ms=attempt.latency * 1000.0,
-            ttft_ms=None if attempt.time_to_first_token is None else attempt.time_to_first_token * 1000.0,
-            error_class=attempt.error,
-            request_id=attempt.request_id,
-        )
-        self.pending_usage.append(entry)
-        cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
-        # An answered call that reported nothing makes every total unknown; a failed attempt that reported
-        # nothing is not counted (it was refused, or its usage is recorded as unknown in the ledger).
-        self.tracker.add_usage(usage if usage is not None or attempt.outcome != "ok" else Usage(), cost)
+        self.pending_usage.append(metered.entry)  # written with the step (flush), never on its own
+        if metered.counted is not None:
+            self.tracker.add_usage(metered.counted, metered.cost)
         if attempt.outcome == "ok" and usage is not None:
             self.emit(UsageUpdated(step=usage, total=self.total_usage(), cost_usd=self.cost_usd()))
 

@@ -849,33 +849,17 @@ class Session:
         )
 
     async def _meter_sampling(self, attempts: list[Attempt], open_attempt: str) -> None:
-        from storage.usage import UsageEntry, price_usd
+        from agent.metering import meter
 
         entries = []
         for attempt in attempts:
-            usage = attempt.usage
-            entries.append(
-                UsageEntry(
-                    user_id=self.user_id,
-                    provider=attempt.provider,
-                    model=attempt.model,
-                    usage=usage or Usage(),
-                    status={"ok": "ok", "error": "error", "cancelled": "aborted"}[attempt.outcome],  # type: ignore[arg-type]
-                    session_id=self.session_id,
-                    config_id=self.config_ids.get(attempt.config_label or ""),
-                    attempt=attempt.number,
-                    streamed=False,
-                    latency_ms=attempt.latency * 1000.0,
-                    error_class=attempt.error,
-                    request_id=attempt.request_id,
-                )
-            )
-            if self._run is not None and (usage is not None or attempt.outcome == "ok"):
-                # As for the run's own calls: an answered call that reported nothing makes the totals unknown.
-                if usage is None:
+            metered = meter(attempt, user_id=self.user_id, session_id=self.session_id, config_ids=self.config_ids)
+            entries.append(metered.entry)
+            if self._run is not None:  # as for the run's own calls (agent.metering)
+                if metered.unknown:
                     self._run.usage_unknown = True
-                cost = price_usd(attempt.provider, attempt.model, usage) if usage is not None else None
-                self._run.tracker.add_usage(usage or Usage(), cost)
+                if metered.counted is not None:
+                    self._run.tracker.add_usage(metered.counted, metered.cost)
         with anyio.CancelScope(shield=True):
             # The attempts' rows and the end of the open attempt in one commit (the session's row first if
             # it was not written yet).

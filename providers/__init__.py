@@ -22,7 +22,7 @@ from providers.errors import (
     Unavailable,
 )
 from providers.history import GEMINI_SKIP_SIGNATURE, normalize_history
-from providers.profiles import PROFILES, Profile, get_profile
+from providers.profiles import PROFILES, ModelProfile, Profile, get_profile, profile_for
 from providers.resilience import (
     Attempt,
     Breakers,
@@ -85,6 +85,7 @@ __all__ = [
     "Message",
     "ModelInfo",
     "ModelNotFound",
+    "ModelProfile",
     "ModelRequest",
     "ModelResponse",
     "Overloaded",
@@ -126,4 +127,5 @@ __all__ = [
     "format_loss_report",
     "get_profile",
     "normalize_history",
+    "profile_for",
 ]

@@ -1,7 +1,7 @@
 """Anthropic Messages adapter over the official ``anthropic`` SDK (2.12, built on httpx2).
 
 Streams use the raw events of the Messages stream (``client.messages.create(stream=True)``, or the same
-request through the SDK's ``post`` with the events left as decoded JSON: see ``_open_sdk_stream``) rather
+request through the SDK's ``post`` with the events left as decoded JSON: see ``AnthropicProvider.open_stream``) rather
 than the SDK's helper accumulators (which re-parse partial tool JSON with jiter on every delta): routekit
 assembles text, thinking and tool calls itself, which keeps the per-call CPU at or below the bare SDK call.
 
@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anthropic
-import anyio
 import httpx2
 from opentelemetry import trace  # a dependency of the anthropic SDK, already imported by it
 
+from providers._adapter import Adapter, Call, StreamState
 from providers._http import omit_environment_headers, sdk_http_client
 from providers._wire import WireView, json_object, request_body
-from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
     BadRequest,
@@ -43,20 +42,16 @@ from providers.errors import (
     PermissionDenied,
     ProviderError,
     RateLimited,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
-    unsent_cause,
 )
-from providers.history import normalize_history
-from providers.schema import CompiledToolset, compile_tools
+from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler
 from providers.types import (
-    CheckResult,
     ForceTool,
     ImagePart,
     Message,
@@ -64,7 +59,6 @@ from providers.types import (
     ModelRequest,
     ModelResponse,
     Part,
-    ResponseDone,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -76,7 +70,6 @@ from providers.types import (
     ToolCallPart,
     ToolCallReady,
     ToolResultPart,
-    ToolSpec,
     Usage,
     UsageReport,
 )
@@ -115,31 +108,21 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
     "overloaded_error": Overloaded,
 }
 
-# Models whose non-streaming requests the API caps below the general rule (max_tokens above the cap must
-# stream). Source: the anthropic SDK's own table (``MODEL_NONSTREAMING_TOKENS``, 2.17), which is private, so
-# the facts are kept here.
-NONSTREAMING_MAX_TOKENS: dict[str, int] = {
-    "claude-opus-4-20250514": 8_192,
-    "claude-opus-4-0": 8_192,
-    "claude-4-opus-20250514": 8_192,
-    "claude-opus-4-1-20250805": 8_192,
-}
-
 # Image media types the API accepts inline (Base64ImageSourceParam.media_type).
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
-class AnthropicProvider:
+class AnthropicProvider(Adapter):
     """routekit's Provider for the Anthropic Messages API.
 
     ``config.options`` understood here: ``http_transport`` (``"aiohttp"``, the default, or ``"httpx"``).
     """
 
-    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
-        self.name = config.provider
-        self.config = config
-        self.profile = config.profile
-        self._secrets = config.secrets()
+    # Transport errors while iterating a stream escape the SDK raw (module doc).
+    stream_errors = (anthropic.AnthropicError, httpx2.HTTPError, json.JSONDecodeError, OSError)
+
+    def build_client(self, egress: EgressPolicy | None) -> None:
+        config = self.config
         headers: dict[str, Any] = config.header_values()
         if egress is not None:  # the SDK adds ANTHROPIC_CUSTOM_HEADERS from the environment: not the user's
             omit_environment_headers(headers, "ANTHROPIC_CUSTOM_HEADERS", anthropic.Omit())
@@ -153,145 +136,33 @@ class AnthropicProvider:
             http_client=sdk_http_client(config, anthropic, egress),
         )
         # The same client (same HTTP connection pool) without the SDK's own OpenTelemetry spans, for streams
-        # while the application has not configured OpenTelemetry (see ``_open_sdk_stream``).
+        # while the application has not configured OpenTelemetry (see ``open_stream``).
         self._untraced_client = self._client.with_options(open_telemetry=False)
-        # The last compiled toolset, keyed by the identity of the ToolSpec objects (an agent loop offers the
-        # same tools on every step); the specs are kept referenced so their ids cannot be reused.
-        self._tool_cache: tuple[tuple[ToolSpec, ...], bool | None, CompiledToolset, list[dict[str, Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"AnthropicProvider(name={self.name!r}, base_url={self.config.base_url!r})"
 
-    # ------------------------------------------------------------------ calls
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        model = self.config.resolve_model(request.model or None)
-        params, toolset = self._params(request, model)
-        if _needs_streaming(params["max_tokens"], model):
-            return await self._complete_by_streaming(request)
-        try:
-            if self._typed_call_wanted():
-                message: Any = await self._client.messages.create(**params)
-                request_id = getattr(message, "_request_id", None)
-            else:
-                raw = await self._untraced_client.post(
-                    "/v1/messages", body=request_body(params, stream=False), cast_to=httpx2.Response
-                )
-                request_id = raw.headers.get("request-id")
-                data = json_object(raw.content)
-                message = None if data is None else _Event(data)
-        except Exception as exc:
-            raise await self._mapped(exc, model) from None
-        if message is None or getattr(message, "type", None) != "message":
-            raise Unavailable(
-                "the endpoint answered with something that is not a Messages API response; check base_url",
-                provider=self.name,
-                model=model,
-                secrets=self._secrets,
-            )
-        return self._response(message, model, toolset, request_id)
-
-    async def _complete_by_streaming(self, request: ModelRequest) -> ModelResponse:
-        """A long generation (see :func:`_needs_streaming`) read as a stream and returned whole."""
-        async for event in self.stream(request):
-            if isinstance(event, ResponseDone):
-                return event.response
-        raise AssertionError("stream() ends with ResponseDone or raises")  # pragma: no cover
-
-    @staticmethod
-    def _typed_call_wanted() -> bool:
-        """Whether ``messages.create`` adds something over the generic ``post``: the SDK's OpenTelemetry spans,
-        when the application configured OpenTelemetry. Decided per call, so OpenTelemetry configured after the
-        adapter was made is honoured."""
-        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        model = self.config.resolve_model(request.model or None)
-        params, toolset = self._params(request, model)
-        try:
-            sdk_stream = await self._open_sdk_stream(params, model)
-        except Exception as exc:
-            raise await self._mapped(exc, model) from None
-        state = _StreamState(self.name, model, toolset, sdk_stream.response.headers.get("request-id"))
-        try:
-            async for event in sdk_stream:
-                for out in state.handle(_Event(event) if isinstance(event, dict) else event):
-                    yield out
-        except (anthropic.AnthropicError, httpx2.HTTPError, json.JSONDecodeError, OSError) as exc:
-            raise await self._mapped(exc, model, partial=state.response(), streaming=True) from None
-        finally:
-            with anyio.CancelScope(shield=True):
-                await sdk_stream.close()
-        if not state.stopped:
-            raise StreamInterrupted(
-                "the stream ended without message_stop",
-                provider=self.name,
-                model=model,
-                request_id=state.request_id,
-                partial=state.response(),
-                secrets=self._secrets,
-            )
-        yield ResponseDone(response=state.response())
-
-    async def _open_sdk_stream(self, params: dict[str, Any], model: str) -> Any:
-        """The streaming Messages request. Usually through the SDK's generic ``post`` with ``cast_to=object``:
-        the same endpoint, body, headers and stream handling (``event: error`` still raises in the SDK's stream
-        class) as ``messages.create(stream=True)``, which is this very ``post`` with typed events, but the
-        events arrive as decoded JSON (read through :class:`_Event`) instead of being built by the SDK's generic
-        ``construct_type`` (measured: about 0.25 ms of CPU per call), and on a copy of the client without the
-        SDK's OpenTelemetry spans, which build their attributes on every call (about 0.1 ms) even when nothing
-        records them. ``messages.create`` itself is used when it adds something (:meth:`_typed_call_wanted`).
-        :meth:`complete` reads the response body the same way.
-        """
-        if self._typed_call_wanted():
-            return await self._client.messages.create(**params, stream=True)
-        return await self._untraced_client.post(
-            "/v1/messages",
-            body=request_body(params, stream=True),
-            cast_to=object,
-            stream=True,
-            stream_cls=anthropic.AsyncStream[object],
-        )
-
-    async def list_models(self) -> list[ModelInfo]:
-        try:
-            return [
-                ModelInfo(
-                    id=info.id,
-                    provider=self.name,
-                    display_name=getattr(info, "display_name", None),
-                    context_window=_int(getattr(info, "max_input_tokens", None)),
-                    max_output_tokens=_int(getattr(info, "max_tokens", None)),
-                )
-                async for info in self._client.models.list(limit=1000)
-            ]
-        except Exception as exc:
-            raise await self._mapped(exc, None, list_on_missing_model=False) from None
-
-    async def check(self) -> CheckResult:
-        """Validate the key by listing models (costs no tokens)."""
-        return await check_by_listing_models(self)
-
     async def aclose(self) -> None:
         await self._client.close()
 
-    # ------------------------------------------------------------------ request
+    # ------------------------------------------------------------------ request -> wire
 
-    def _params(self, request: ModelRequest, model: str) -> tuple[dict[str, Any], CompiledToolset]:
-        toolset, wire_tools = self._tools(request)
-        history = normalize_history(request.messages, self.profile)
-        params: dict[str, Any] = {"model": model, "messages": _wire_messages(history, toolset, self.name)}
+    def to_wire(self, call: Call, *, stream: bool) -> dict[str, Any]:
+        """The keyword parameters of ``messages.create`` (the same for a stream: ``stream`` is added on send)."""
+        del stream
+        request, toolset = call.request, call.toolset
+        params: dict[str, Any] = {"model": call.model, "messages": _wire_messages(call.history, toolset, self.name)}
         max_tokens = request.max_tokens
-        if request.thinking is not None and request.thinking.enabled:
-            thinking, max_tokens = _thinking(request.thinking, max_tokens, self.name, model)
-            params["thinking"] = thinking
+        thinking = request.thinking
+        if thinking is not None and thinking.enabled and call.profile.thinking_field == "thinking":
+            params["thinking"], max_tokens = _thinking(thinking, max_tokens, self.name, call.model)
         params["max_tokens"] = max_tokens or DEFAULT_MAX_TOKENS
         if request.system:
             params["system"] = request.system
         if request.stop:
             params["stop_sequences"] = request.stop
-        if wire_tools:
-            params["tools"] = wire_tools
+        if toolset.tools:
+            params["tools"] = toolset.wire("anthropic", _wire_tools)
             choice = _tool_choice(request, toolset)
             if choice is not None:
                 params["tool_choice"] = choice
@@ -306,34 +177,77 @@ class AnthropicProvider:
         user_id = request.metadata.get("user_id")
         if user_id:
             params["metadata"] = {"user_id": user_id}
-        return params, toolset
+        return params
 
-    def _tools(self, request: ModelRequest) -> tuple[CompiledToolset, list[dict[str, Any]]]:
-        specs = tuple(request.tools)
-        cached = self._tool_cache
-        if (
-            cached is not None
-            and cached[1] == request.strict_tools
-            and len(cached[0]) == len(specs)
-            and all(a is b for a, b in zip(cached[0], specs, strict=True))
-        ):
-            return cached[2], cached[3]
-        toolset = compile_tools(specs, self.profile, strict=request.strict_tools)
-        wire: list[dict[str, Any]] = []
-        for tool in toolset.tools:
-            entry: dict[str, Any] = {"name": tool.name, "input_schema": tool.parameters}
-            if tool.description:
-                entry["description"] = tool.description
-            if tool.strict:
-                entry["strict"] = True
-            wire.append(entry)
-        self._tool_cache = (specs, request.strict_tools, toolset, wire)
-        return toolset, wire
+    def streams_instead(self, wire: dict[str, Any], call: Call) -> bool:
+        """Whether a non-streaming request of this size would be refused by the SDK's own rule (an expected
+        generation time over 10 minutes at 128k tokens per hour, or over the model's non-streaming cap): such
+        requests are made as streams, which keep the connection busy instead of idle for that long."""
+        max_tokens: int = wire["max_tokens"]
+        cap = call.profile.nonstreaming_max_tokens
+        return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
 
-    # ------------------------------------------------------------------ response
+    # ------------------------------------------------------------------ the SDK calls
 
-    def _response(self, message: Any, model: str, toolset: CompiledToolset, request_id: str | None) -> ModelResponse:
+    async def send(self, wire: dict[str, Any], call: Call) -> tuple[Any, str | None]:
+        """The Messages response (the SDK's ``Message``, or its JSON through :class:`_Event`; None when the body
+        is not JSON) and the request id. See :meth:`open_stream` for why usually not ``messages.create``."""
+        if _typed_call_wanted():
+            message: Any = await self._client.messages.create(**wire)
+            return message, getattr(message, "_request_id", None)
+        raw = await self._untraced_client.post(
+            "/v1/messages", body=request_body(wire, stream=False), cast_to=httpx2.Response
+        )
+        data = json_object(raw.content)
+        return (None if data is None else _Event(data)), raw.headers.get("request-id")
+
+    async def open_stream(self, wire: dict[str, Any], call: Call) -> Any:
+        """The streaming Messages request. Usually through the SDK's generic ``post`` with ``cast_to=object``:
+        the same endpoint, body, headers and stream handling (``event: error`` still raises in the SDK's stream
+        class) as ``messages.create(stream=True)``, which is this very ``post`` with typed events, but the
+        events arrive as decoded JSON (read through :class:`_Event`) instead of being built by the SDK's generic
+        ``construct_type`` (measured: about 0.25 ms of CPU per call), and on a copy of the client without the
+        SDK's OpenTelemetry spans, which build their attributes on every call (about 0.1 ms) even when nothing
+        records them. ``messages.create`` itself is used when it adds something (:func:`_typed_call_wanted`).
+        :meth:`send` reads the response body the same way.
+        """
+        if _typed_call_wanted():
+            return await self._client.messages.create(**wire, stream=True)
+        return await self._untraced_client.post(
+            "/v1/messages",
+            body=request_body(wire, stream=True),
+            cast_to=object,
+            stream=True,
+            stream_cls=anthropic.AsyncStream[object],
+        )
+
+    async def close_stream(self, chunks: Any) -> None:
+        await chunks.close()
+
+    async def fetch_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                id=info.id,
+                provider=self.name,
+                display_name=getattr(info, "display_name", None),
+                context_window=_int(getattr(info, "max_input_tokens", None)),
+                max_output_tokens=_int(getattr(info, "max_tokens", None)),
+            )
+            async for info in self._client.models.list(limit=1000)
+        ]
+
+    # ------------------------------------------------------------------ wire -> response
+
+    def from_wire(self, answer: tuple[Any, str | None], call: Call) -> ModelResponse:
         """A Messages API response (the SDK's ``Message`` or its JSON through :class:`_Event`) as routekit's."""
+        message, request_id = answer
+        if message is None or getattr(message, "type", None) != "message":
+            raise Unavailable(
+                "the endpoint answered with something that is not a Messages API response; check base_url",
+                provider=self.name,
+                model=call.model,
+                secrets=self._secrets,
+            )
         parts: list[Part] = []
         blocks: list[Any] = list(message.content)
         for block in blocks:
@@ -347,7 +261,7 @@ class AnthropicProvider:
             elif kind == "tool_use":
                 arguments = block.input if isinstance(block.input, dict) else {}
                 raw = None if isinstance(block.input, dict) else json.dumps(block.input)
-                name = toolset.canonical_name(block.name)
+                name = call.toolset.canonical_name(block.name)
                 parts.append(ToolCallPart(id=block.id, name=name, arguments=arguments, raw_arguments=raw))
         raw_stop = getattr(message, "stop_reason", None)
         return ModelResponse(
@@ -355,77 +269,62 @@ class AnthropicProvider:
             usage=_UsageState().update(getattr(message, "usage", None)).usage(),
             stop_reason=_stop_reason(raw_stop),
             raw_stop_reason=raw_stop,
-            model=getattr(message, "model", None) or model,
+            model=getattr(message, "model", None) or call.model,
             provider=self.name,
             response_id=getattr(message, "id", None),
             request_id=request_id,
         )
 
+    def stream_state(self, call: Call, chunks: Any) -> _StreamState:
+        return _StreamState(self.name, call.model, call.toolset, chunks.response.headers.get("request-id"))
+
     # ------------------------------------------------------------------ errors
 
-    async def _mapped(
-        self,
-        exc: BaseException,
-        model: str | None,
-        *,
-        partial: ModelResponse | None = None,
-        streaming: bool = False,
-        list_on_missing_model: bool = True,
-    ) -> ProviderError:
-        """The taxonomy error for anything the SDK (or the transport under it) raised."""
-        error = _map_error(exc, self.name, model, self._secrets, partial=partial, streaming=streaming)
-        if isinstance(error, ModelNotFound) and list_on_missing_model and not error.available:
-            try:
-                available = [info.id for info in await self.list_models()]
-            except ProviderError:
-                available = []
-            if available:
-                error = ModelNotFound(
-                    error.detail,
-                    available=available,
-                    provider=self.name,
-                    model=model,
-                    status_code=error.status_code,
-                    request_id=error.request_id,
-                    secrets=self._secrets,
-                )
-        return error
+    def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
+        """SDK, transport and decoding errors as the taxonomy (scrubbed)."""
+        del started  # a break before the first event is as interrupted as one after it
+        common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
+        if isinstance(exc, anthropic.APIStatusError):
+            return _status_error(exc, common)
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            return Timeout("no answer within the configured timeout", **common)
+        if isinstance(exc, anthropic.APIConnectionError):
+            if streaming:  # since anthropic 2.17 a read that fails mid-stream is raised as a connection error
+                return StreamInterrupted(f"the connection broke off ({_cause(exc)})", **common)
+            return Unavailable(f"could not connect ({_cause(exc)})", **common)
+        if isinstance(exc, httpx2.HTTPError | OSError):
+            cls: type[ProviderError] = StreamInterrupted if streaming else Unavailable
+            return cls(f"the connection broke off ({type(exc).__name__}: {exc})", **common)
+        if isinstance(exc, json.JSONDecodeError):
+            cls = StreamInterrupted if streaming else Unavailable
+            return cls(f"the response is not valid JSON ({exc.msg} at position {exc.pos})", **common)
+        return Unavailable(f"unexpected SDK failure ({type(exc).__name__}: {exc})", **common)
+
+
+def _typed_call_wanted() -> bool:
+    """Whether ``messages.create`` adds something over the generic ``post``: the SDK's OpenTelemetry spans,
+    when the application configured OpenTelemetry. Decided per call, so OpenTelemetry configured after the
+    adapter was made is honoured."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def _wire_tools(toolset: CompiledToolset) -> list[dict[str, Any]]:
+    """The toolset as Messages ``tools`` (built once per toolset: :meth:`CompiledToolset.wire`)."""
+    wire: list[dict[str, Any]] = []
+    for tool in toolset.tools:
+        entry: dict[str, Any] = {"name": tool.name, "input_schema": tool.parameters}
+        if tool.description:
+            entry["description"] = tool.description
+        if tool.strict:
+            entry["strict"] = True
+        wire.append(entry)
+    return wire
 
 
 # ---------------------------------------------------------------------- error mapping
 
 
-def _map_error(
-    exc: BaseException,
-    provider: str,
-    model: str | None,
-    secrets: Sequence[str],
-    *,
-    partial: ModelResponse | None = None,
-    streaming: bool = False,
-) -> ProviderError:
-    """One place that turns SDK, transport and decoding errors into the taxonomy."""
-    common: dict[str, Any] = {"provider": provider, "model": model, "partial": partial, "secrets": secrets}
-    if (denied := unsent_cause(exc)) is not None:
-        return RequestNotSent(str(denied), **common)
-    if isinstance(exc, anthropic.APIStatusError):
-        return _map_status_error(exc, common)
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return Timeout("no answer within the configured timeout", **common)
-    if isinstance(exc, anthropic.APIConnectionError):
-        if streaming:  # since anthropic 2.17 a read that fails mid-stream is raised as a connection error
-            return StreamInterrupted(f"the connection broke off ({_cause(exc)})", **common)
-        return Unavailable(f"could not connect ({_cause(exc)})", **common)
-    if isinstance(exc, httpx2.HTTPError | OSError):
-        cls: type[ProviderError] = StreamInterrupted if streaming else Unavailable
-        return cls(f"the connection broke off ({type(exc).__name__}: {exc})", **common)
-    if isinstance(exc, json.JSONDecodeError):
-        cls = StreamInterrupted if streaming else Unavailable
-        return cls(f"the response is not valid JSON ({exc.msg} at position {exc.pos})", **common)
-    return Unavailable(f"unexpected SDK failure ({type(exc).__name__}: {exc})", **common)
-
-
-def _map_status_error(exc: anthropic.APIStatusError, common: dict[str, Any]) -> ProviderError:
+def _status_error(exc: anthropic.APIStatusError, common: dict[str, Any]) -> ProviderError:
     status = exc.status_code
     error_type = str(exc.type) if exc.type else None
     text = exc.api_message if isinstance(exc.api_message, str) else exc.message
@@ -653,14 +552,6 @@ class _Block:
     position: int = -1  # tool_use: the call's position in the assembler
 
 
-def _needs_streaming(max_tokens: int, model: str) -> bool:
-    """Whether a non-streaming request of this size would be refused by the SDK's own rule (an expected
-    generation time over 10 minutes at 128k tokens per hour, or over the model's non-streaming cap): such
-    requests are made as streams, which keep the connection busy instead of idle for that long."""
-    cap = NONSTREAMING_MAX_TOKENS.get(model)
-    return max_tokens * 3600 / 128_000 > 600 or (cap is not None and max_tokens > cap)
-
-
 class _Event(WireView):
     """A streamed Messages event as decoded JSON; a tool_use block's ``input`` stays the plain object it is
     in the SDK's models."""
@@ -669,8 +560,10 @@ class _Event(WireView):
     RAW_FIELDS = frozenset({"input"})
 
 
-class _StreamState:
+class _StreamState(StreamState):
     """Turns raw stream events into routekit events and remembers what arrived (for ``partial``)."""
+
+    unfinished: ClassVar[str] = "the stream ended without message_stop"
 
     def __init__(self, provider: str, model: str, toolset: CompiledToolset, request_id: str | None) -> None:
         self.provider = provider
@@ -685,7 +578,12 @@ class _StreamState:
         self.calls = ToolCallAssembler()
         self.ready: dict[int, ToolCallPart] = {}
 
-    def handle(self, event: Any) -> list[StreamEvent]:
+    @property
+    def finished(self) -> bool:
+        return self.stopped
+
+    def stream_events(self, chunk: Any) -> list[StreamEvent]:
+        event = _Event(chunk) if isinstance(chunk, dict) else chunk
         kind = event.type
         if kind == "content_block_delta":
             return self._delta(event.index, event.delta)

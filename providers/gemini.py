@@ -28,37 +28,33 @@ import contextlib
 import contextvars
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from providers._adapter import Adapter, Call, StreamState
 from providers._wire import WireView, json_object
-from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     AuthenticationError,
     BadRequest,
     ConfigError,
-    ModelNotFound,
     ProviderError,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     ToolSchemaError,
     Unavailable,
     error_for_status,
     parse_retry_after,
-    unsent_cause,
 )
-from providers.history import GEMINI_SKIP_SIGNATURE, normalize_history
-from providers.schema import CompiledToolset, compile_tools
+from providers.history import GEMINI_SKIP_SIGNATURE
+from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler, new_call_id
 from providers.types import (
     AudioPart,
-    CheckResult,
     ForceTool,
     ImagePart,
     Message,
@@ -67,7 +63,6 @@ from providers.types import (
     ModelResponse,
     ProviderData,
     ResourcePart,
-    ResponseDone,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -80,7 +75,6 @@ from providers.types import (
     ToolCallReady,
     ToolResultContent,
     ToolResultPart,
-    ToolSpec,
     Usage,
     UsageReport,
 )
@@ -233,8 +227,10 @@ class _Slot:
     position: int = -1  # for calls: position in the assembler
 
 
-class _ResponseBuilder:
+class _ResponseBuilder(StreamState):
     """Builds one ModelResponse from one (complete) or many (streamed) GenerateContentResponse chunks."""
+
+    unfinished: ClassVar[str] = "the response stream ended before the chunk carrying finishReason"
 
     def __init__(self, provider: str, model: str, toolset: CompiledToolset) -> None:
         self.provider = provider
@@ -250,8 +246,18 @@ class _ResponseBuilder:
         self.received_any = False
 
     @property
-    def terminal(self) -> bool:
+    def finished(self) -> bool:
         return self.finish_reason is not None or self.block_reason is not None
+
+    def stream_events(self, chunk: Any) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        self.feed(chunk, events)
+        return events
+
+    def partial(self, error: ProviderError) -> ModelResponse | None:
+        """Nothing when no chunk arrived (the SDK sends the request on the first read: a refusal then)."""
+        del error
+        return self.response() if self.received_any else None
 
     def feed(self, chunk: types.GenerateContentResponse | _JsonView, events: list[StreamEvent] | None = None) -> None:
         self.received_any = True
@@ -317,7 +323,7 @@ class _ResponseBuilder:
             reasoning_tokens=thoughts,
         )
 
-    def build(self) -> ModelResponse:
+    def response(self) -> ModelResponse:
         calls = self.assembler.complete()
         parts: list[Any] = []
         for slot in self.slots:
@@ -365,35 +371,30 @@ _Wire = dict[str, Any]  # a google-genai request object as a dict (Content, Part
 
 
 @dataclass(slots=True)
-class _Prepared:
-    model: str
+class _Request:
+    """What ``generate_content`` takes besides the model."""
+
     contents: list[_Wire]
     config: types.GenerateContentConfig
-    toolset: CompiledToolset
 
 
-class GeminiProvider:
+class GeminiProvider(Adapter):
     """routekit adapter for Gemini (Developer API with profile ``gemini``, Vertex AI with ``vertex``)."""
 
-    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
-        self.config = config
-        self.name = config.provider
-        self.profile = config.profile
-        self._secrets = config.secrets()
+    # ------------------------------------------------------------------ construction
+
+    def build_client(self, egress: EgressPolicy | None) -> None:
         self._vertex = self.profile.name == "vertex"
         self._egress = egress
         self._session: Any = None  # the guarded aiohttp session under an egress policy (closed by aclose)
-        form = config.options.get("schema_form")
+        form = self.config.options.get("schema_form")
         if form not in (None, "json_schema", "openapi"):
             raise ConfigError(
                 f"options.schema_form for {self.profile.display_name} must be 'json_schema' (parameters_json_schema) "
                 f"or 'openapi' (parameters), got {form!r}"
             )
-        self._schema_form: Literal["json_schema", "openapi"] | None = form
+        self.schema_form = form
         self._client = genai.Client(**self._client_args(), http_options=self._http_options())
-        self._tool_cache: tuple[tuple[ToolSpec, ...], bool | None, CompiledToolset, list[types.Tool]] | None = None
-
-    # ------------------------------------------------------------------ construction
 
     def _client_args(self) -> dict[str, Any]:
         options = self.config.options
@@ -446,21 +447,10 @@ class GeminiProvider:
 
     # ------------------------------------------------------------------ request mapping
 
-    def _toolset(self, tools: Sequence[ToolSpec], strict: bool | None) -> tuple[CompiledToolset, list[types.Tool]]:
-        cached = self._tool_cache
-        if (
-            cached is not None
-            and cached[1] == strict
-            and len(cached[0]) == len(tools)
-            and all(a is b for a, b in zip(cached[0], tools, strict=True))
-        ):
-            return cached[2], cached[3]
-        toolset = compile_tools(tools, self.profile, strict=strict, schema_form=self._schema_form)
+    def _wire_tools(self, toolset: CompiledToolset) -> list[types.Tool]:
+        """The toolset as one ``types.Tool`` (built once per toolset: :meth:`CompiledToolset.wire`)."""
         declarations = [self._declaration(tool) for tool in toolset.tools]
-        wire = [types.Tool(function_declarations=declarations)] if declarations else []
-        # The specs are kept referenced, so identity comparison above cannot be fooled by id reuse.
-        self._tool_cache = (tuple(tools), strict, toolset, wire)
-        return toolset, wire
+        return [types.Tool(function_declarations=declarations)] if declarations else []
 
     def _declaration(self, tool: Any) -> types.FunctionDeclaration:
         if tool.schema_form == "openapi":
@@ -474,11 +464,12 @@ class GeminiProvider:
             name=tool.name, description=tool.description or None, parameters_json_schema=tool.parameters
         )
 
-    def _prepare(self, request: ModelRequest) -> _Prepared:
-        model = self.config.resolve_model(request.model or None)
-        toolset, wire_tools = self._toolset(request.tools, request.strict_tools)
-        messages = normalize_history(request.messages, self.profile)
-        contents = self._contents(messages, toolset, _bare_model(model).startswith("gemini-3"))
+    def to_wire(self, call: Call, *, stream: bool) -> _Request:
+        del stream  # the same request either way
+        request, toolset = call.request, call.toolset
+        wire_tools = toolset.wire("gemini", self._wire_tools)  # one toolset per schema form: the key is enough
+        contents = self._contents(call.history, toolset, call.profile.tool_result_media is True)
+        thinking = self._thinking(request.thinking) if call.profile.thinking_field is not None else None
         config = types.GenerateContentConfig(
             system_instruction=request.system or None,
             temperature=request.temperature,
@@ -487,12 +478,12 @@ class GeminiProvider:
             stop_sequences=request.stop or None,
             tools=list(wire_tools) or None,
             tool_config=self._tool_config(request, toolset) if wire_tools else None,
-            thinking_config=self._thinking(request.thinking),
+            thinking_config=thinking,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             automatic_continuation=False,
         )
         # Gemini has no switch for parallel tool calls; request.parallel_tool_calls is not sent.
-        return _Prepared(model=model, contents=contents, config=config, toolset=toolset)
+        return _Request(contents=contents, config=config)
 
     @staticmethod
     def _tool_config(request: ModelRequest, toolset: CompiledToolset) -> types.ToolConfig | None:
@@ -608,79 +599,40 @@ class GeminiProvider:
 
     # ------------------------------------------------------------------ calls
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        prepared = self._prepare(request)
-        prepared.config.should_return_http_response = True  # the body as JSON text (module doc)
-        try:
-            response = await self._client.aio.models.generate_content(
-                model=prepared.model, contents=cast(Any, prepared.contents), config=prepared.config
-            )
-        except Exception as exc:
-            raise await self._translate(exc, prepared.model, generating=True) from None
-        http = response.sdk_http_response
+    async def send(self, wire: _Request, call: Call) -> Any:
+        wire.config.should_return_http_response = True  # the body as JSON text (module doc)
+        return await self._client.aio.models.generate_content(
+            model=call.model, contents=cast(Any, wire.contents), config=wire.config
+        )
+
+    def from_wire(self, answer: Any, call: Call) -> ModelResponse:
+        http = answer.sdk_http_response
         data = json_object((http.body if http is not None else None) or b"")
         if data is None:
             raise Unavailable(
                 "the response body was not valid JSON (is base_url the Gemini API?)",
                 provider=self.name,
-                model=prepared.model,
+                model=call.model,
                 secrets=self._secrets,
             )
-        builder = _ResponseBuilder(self.name, prepared.model, prepared.toolset)
+        builder = _ResponseBuilder(self.name, call.model, call.toolset)
         builder.feed(_JsonView(data))
-        return builder.build()
+        return builder.response()
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        prepared = self._prepare(request)
-        builder = _ResponseBuilder(self.name, prepared.model, prepared.toolset)
-        chunks: Any = None
-        opened: list[Any] = []
-        try:
-            chunks = await self._client.aio.models.generate_content_stream(
-                model=prepared.model, contents=cast(Any, prepared.contents), config=prepared.config
-            )
-            while True:
-                token = _OPEN_RESPONSES.set(opened)  # only around the SDK call, never across our yields
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    partial = builder.build() if builder.received_any else None
-                    raise await self._translate(
-                        exc, prepared.model, generating=True, partial=partial, streaming=True
-                    ) from None
-                finally:
-                    _OPEN_RESPONSES.reset(token)
-                events: list[StreamEvent] = []
-                builder.feed(chunk, events)
-                for event in events:
-                    yield event
-        finally:
-            # On every exit path (end, error, consumer stopping early): drop the HTTP response and the
-            # SDK's generator. Closing an already finished or broken one may raise; nothing is left then.
-            for response in opened:
-                with contextlib.suppress(Exception):
-                    response.close()
-            if chunks is not None:
-                with contextlib.suppress(Exception):
-                    await chunks.aclose()
-        if not builder.terminal:
-            raise StreamInterrupted(
-                "the response stream ended before the chunk carrying finishReason",
-                provider=self.name,
-                model=prepared.model,
-                partial=builder.build(),
-                secrets=self._secrets,
-            )
-        yield ResponseDone(response=builder.build())
+    async def open_stream(self, wire: _Request, call: Call) -> _Chunks:
+        chunks = await self._client.aio.models.generate_content_stream(
+            model=call.model, contents=cast(Any, wire.contents), config=wire.config
+        )
+        return _Chunks(chunks)
 
-    async def list_models(self) -> list[ModelInfo]:
-        try:
-            pager = await self._client.aio.models.list(config={"page_size": 1000})
-            found = [model async for model in pager]
-        except Exception as exc:
-            raise await self._translate(exc, None, generating=False) from None
+    def stream_state(self, call: Call, chunks: Any) -> _ResponseBuilder:
+        return _ResponseBuilder(self.name, call.model, call.toolset)
+
+    async def close_stream(self, chunks: Any) -> None:
+        await chunks.aclose()
+
+    async def fetch_models(self) -> list[ModelInfo]:
+        pager = await self._client.aio.models.list(config={"page_size": 1000})
         return [
             ModelInfo(
                 id=_bare_model(model.name or ""),
@@ -689,13 +641,9 @@ class GeminiProvider:
                 context_window=model.input_token_limit,
                 max_output_tokens=model.output_token_limit,
             )
-            for model in found
+            async for model in pager
             if model.name
         ]
-
-    async def check(self) -> CheckResult:
-        """Validate the key by listing models (costs no tokens)."""
-        return await check_by_listing_models(self)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
@@ -708,27 +656,15 @@ class GeminiProvider:
 
     # ------------------------------------------------------------------ errors
 
-    async def _translate(
-        self,
-        exc: BaseException,
-        model: str | None,
-        *,
-        generating: bool,
-        partial: ModelResponse | None = None,
-        streaming: bool = False,
-    ) -> ProviderError:
+    def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
         """Map anything the SDK or the transport raised onto the routekit taxonomy."""
-        common: dict[str, Any] = {"provider": self.name, "model": model, "partial": partial, "secrets": self._secrets}
-        if isinstance(exc, ProviderError):
-            return exc
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
+        common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
         if isinstance(exc, genai_errors.APIError):
-            return await self._api_error(exc, model, generating=generating, common=common)
+            return _api_error(exc, model, common)
         if isinstance(exc, _TIMEOUT_ERRORS):
             return Timeout(f"no answer within the timeout ({type(exc).__name__})", **common)
         if isinstance(exc, _TRANSPORT_ERRORS):
-            if streaming and partial is not None:
+            if streaming and started:
                 return StreamInterrupted(f"connection lost mid-stream ({type(exc).__name__}: {exc})", **common)
             return Unavailable(f"connection failed ({type(exc).__name__}: {exc})", **common)
         if isinstance(exc, genai_errors.UnknownApiResponseError | json.JSONDecodeError):
@@ -739,30 +675,50 @@ class GeminiProvider:
             return BadRequest(f"the request could not be built: {exc}", **common)
         return ProviderError(f"unexpected {type(exc).__name__}: {exc}", **common)
 
-    async def _api_error(
-        self, exc: genai_errors.APIError, model: str | None, *, generating: bool, common: dict[str, Any]
-    ) -> ProviderError:
-        code = int(exc.code) if exc.code else 500
-        message = str(exc.message or exc)
-        text = f"{exc.status}: {message}" if exc.status else message
-        details = _error_details(exc.details)
-        retry_after = _retry_delay(details)
-        if retry_after is None and exc.response is not None:
-            retry_after = parse_retry_after(getattr(exc.response, "headers", None))
-        common = {**common, "status_code": code, "retry_after": retry_after}
-        if code == 400 and (_has_reason(details, "API_KEY_INVALID") or "api key not valid" in message.lower()):
-            return AuthenticationError(text, **common)  # Gemini answers a bad key with 400, not 401
-        cls = error_for_status(code, message, model_missing=generating)
-        if cls is ModelNotFound:
-            available = await self._available_models() if generating else []
-            return ModelNotFound(text, available=available, **common)
-        return cls(text, **common)
 
-    async def _available_models(self) -> list[str]:
+class _Chunks:
+    """The SDK's stream of chunks, recording the HTTP responses each read opens (see :func:`_track_responses`)
+    so that :meth:`aclose` can close them."""
+
+    __slots__ = ("_chunks", "_opened")
+
+    def __init__(self, chunks: AsyncIterator[types.GenerateContentResponse]) -> None:
+        self._chunks = chunks
+        self._opened: list[Any] = []
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> types.GenerateContentResponse:
+        token = _OPEN_RESPONSES.set(self._opened)  # only around the SDK call, never across the caller's yields
         try:
-            return [model.id for model in await self.list_models()]
-        except ProviderError:
-            return []
+            return await self._chunks.__anext__()
+        finally:
+            _OPEN_RESPONSES.reset(token)
+
+    async def aclose(self) -> None:
+        """Drop the HTTP response and the SDK's generator. Closing an already finished or broken one may raise;
+        nothing is left then."""
+        for response in self._opened:
+            with contextlib.suppress(Exception):
+                response.close()
+        with contextlib.suppress(Exception):
+            await cast(Any, self._chunks).aclose()
+
+
+def _api_error(exc: genai_errors.APIError, model: str | None, common: dict[str, Any]) -> ProviderError:
+    code = int(exc.code) if exc.code else 500
+    message = str(exc.message or exc)
+    text = f"{exc.status}: {message}" if exc.status else message
+    details = _error_details(exc.details)
+    retry_after = _retry_delay(details)
+    if retry_after is None and exc.response is not None:
+        retry_after = parse_retry_after(getattr(exc.response, "headers", None))
+    common = {**common, "status_code": code, "retry_after": retry_after}
+    if code == 400 and (_has_reason(details, "API_KEY_INVALID") or "api key not valid" in message.lower()):
+        return AuthenticationError(text, **common)  # Gemini answers a bad key with 400, not 401
+    # A 404 while generating is the model; while listing models it is the endpoint.
+    return error_for_status(code, message, model_missing=model is not None)(text, **common)
 
 
 def _media_part(media_type: str, data: bytes | None, url: str | None) -> _Wire:

@@ -32,7 +32,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -42,26 +42,23 @@ import ollama
 from ollama import AsyncClient, ChatResponse, ListResponse
 from pydantic import ValidationError
 
+from providers._adapter import Adapter, Call, StreamState
 from providers._compat_ollama import post_chat, post_chat_stream
 from providers._http import egress_session_factory, http_transport_choice, shared_ssl_context
-from providers.base import ProviderConfig
 from providers.errors import (
     BadRequest,
     ConfigError,
     ContextTooLong,
     ModelNotFound,
     ProviderError,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
     error_for_status,
     looks_like_context_overflow,
     parse_retry_after,
-    unsent_cause,
 )
-from providers.history import normalize_history
-from providers.schema import CompiledToolset, compile_tools
+from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler, new_call_id
 from providers.types import (
     AudioPart,
@@ -73,7 +70,6 @@ from providers.types import (
     ModelRequest,
     ModelResponse,
     ResourcePart,
-    ResponseDone,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -115,13 +111,14 @@ async def _drop_authorization(request: httpx.Request) -> None:
     request.headers.pop("authorization", None)
 
 
-class OllamaProvider:
+class OllamaProvider(Adapter):
     """routekit's adapter for a local or hosted Ollama server."""
 
-    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
-        self.name = config.provider
-        self.config = config
-        self.profile = config.profile
+    call_errors = _SDK_ERRORS
+    stream_errors = _SDK_ERRORS
+
+    def build_client(self, egress: EgressPolicy | None) -> None:
+        config = self.config
         ambient = egress is None  # the service never uses its own environment (OLLAMA_HOST, OLLAMA_API_KEY)
         from_environment = os.environ.get("OLLAMA_HOST") if ambient else None
         self._host = config.base_url or from_environment or self.profile.default_base_url or ""
@@ -158,80 +155,40 @@ class OllamaProvider:
         self._client = AsyncClient(
             host=self._host or None, headers=headers, timeout=timeout, limits=limits, **transport
         )
-        self._secrets = config.secrets()
 
     def __repr__(self) -> str:
         return f"OllamaProvider(name={self.name!r}, host={self._host!r})"
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ the SDK calls
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        model = self.config.resolve_model(request.model or None)
-        toolset, body = self._build_body(request, model, stream=False)
-        try:
-            async with self._limiter():
-                chunk = await post_chat(self._client, body)
-        except _SDK_ERRORS as exc:
-            raise await self._map_error(exc, model) from None
-        return self._response_from_chunk(chunk, toolset, model)
+    async def send(self, wire: dict[str, Any], call: Call) -> ChatResponse:
+        async with self._limiter():
+            return await post_chat(self._client, wire)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        model = self.config.resolve_model(request.model or None)
-        toolset, body = self._build_body(request, model, stream=True)
-        state = _StreamState(model)
-        slot = object()  # the stream holds its slot (and connection) until it ends, whichever task closes it
-        limiter = self._limiter()
-        await limiter.acquire_on_behalf_of(slot)
+    async def open_stream(self, wire: dict[str, Any], call: Call) -> _Chunks:
+        # The stream holds its slot (and connection) until it is closed, whichever task closes it.
+        chunks = _Chunks(self._limiter())
+        await chunks.limiter.acquire_on_behalf_of(chunks)
         try:
-            chunks = await post_chat_stream(self._client, body)
+            chunks.lines = await post_chat_stream(self._client, wire)
         except BaseException:
-            limiter.release_on_behalf_of(slot)
+            chunks.limiter.release_on_behalf_of(chunks)
             raise
-        try:
-            while True:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except _SDK_ERRORS as exc:
-                    error = await self._map_error(exc, model, streaming=True, started=state.chunks > 0)
-                    if state.chunks or isinstance(error, StreamInterrupted):
-                        error.partial = self._partial(state)
-                    raise error from None
-                if state.done is not None:
-                    continue  # nothing follows the final object; read to the end so the connection is reused
-                state.chunks += 1
-                for event in self._events_for_chunk(chunk, state, toolset):
-                    yield event
-            if state.done is not None:
-                yield ResponseDone(response=state.done)
-                return
-        finally:
-            # Closes the HTTP response on every exit, including a consumer that stops iterating early.
-            try:
-                close = getattr(chunks, "aclose", None)
-                if close is not None:
-                    await close()
-            finally:
-                limiter.release_on_behalf_of(slot)
-        raise StreamInterrupted(
-            "the NDJSON stream ended without its final `done: true` object",
-            provider=self.name,
-            model=model,
-            partial=self._partial(state),
-            secrets=self._secrets,
-        )
+        return chunks
+
+    def stream_state(self, call: Call, chunks: Any) -> _StreamState:
+        return _StreamState(self.name, call.model, call.toolset)
+
+    async def close_stream(self, chunks: Any) -> None:
+        await chunks.aclose()
 
     def _limiter(self) -> anyio.CapacityLimiter:
         if self._slots is None:
             self._slots = anyio.CapacityLimiter(self._max_in_flight)
         return self._slots
 
-    async def list_models(self) -> list[ModelInfo]:
-        try:
-            listing: ListResponse = await self._client.list()
-        except _SDK_ERRORS as exc:
-            raise await self._map_error(exc, None, fetch_models=False) from None
+    async def fetch_models(self) -> list[ModelInfo]:
+        listing: ListResponse = await self._client.list()
         return [ModelInfo(id=m.model, provider=self.name) for m in listing.models if m.model]
 
     async def check(self) -> CheckResult:
@@ -250,15 +207,14 @@ class OllamaProvider:
 
     # ------------------------------------------------------------------ request
 
-    def _build_body(self, request: ModelRequest, model: str, *, stream: bool) -> tuple[CompiledToolset, dict[str, Any]]:
+    def to_wire(self, call: Call, *, stream: bool) -> dict[str, Any]:
         """The /api/chat body, shaped like ``ChatRequest.model_dump(exclude_none=True)`` in the SDK."""
-        toolset = compile_tools(request.tools, self.profile, strict=request.strict_tools)
+        request, toolset, model = call.request, call.toolset, call.model
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        history = normalize_history(request.messages, self.profile)
         previous_calls: list[ToolCallPart] = []
-        for message in history:
+        for message in call.history:
             messages.extend(self._wire_messages(message, toolset, previous_calls, model))
             if message.role == "assistant":
                 previous_calls = message.tool_calls
@@ -266,18 +222,18 @@ class OllamaProvider:
             "model": model,
             "stream": stream,
             "messages": messages,
-            "tools": self._wire_tools(request, toolset, model),
+            "tools": self._tools_for(request, toolset, model),
         }
         options = self._options(request)
         if options:
             body["options"] = options
-        if request.thinking is not None:
-            thinking = request.thinking
+        thinking = request.thinking
+        if thinking is not None and call.profile.thinking_field is not None:
             body["think"] = _THINK_LEVELS[thinking.effort] if thinking.enabled and thinking.effort else thinking.enabled
         keep_alive = self.config.options.get("keep_alive")
         if keep_alive is not None:
             body["keep_alive"] = keep_alive
-        return toolset, body
+        return body
 
     def _options(self, request: ModelRequest) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -294,30 +250,24 @@ class OllamaProvider:
             options["stop"] = list(request.stop)
         return options
 
-    def _wire_tools(self, request: ModelRequest, toolset: CompiledToolset, model: str) -> list[dict[str, Any]]:
+    def _tools_for(self, request: ModelRequest, toolset: CompiledToolset, model: str) -> list[dict[str, Any]]:
         """Tools for the body. Ollama has no tool_choice and no parallel_tool_calls switch.
 
         "none" sends no tools; ForceTool sends only that tool (the model can still answer in text: Ollama
         cannot force a call); "required" keeps every tool, since Ollama cannot force a call at all.
         """
         choice = request.tool_choice
-        tools = toolset.tools
         if choice == "none":
             return []
+        tools = toolset.wire("ollama", _wire_tools)
         if isinstance(choice, ForceTool):
-            tools = tuple(t for t in tools if t.spec.name == choice.name)
+            tools = [wire for tool, wire in zip(toolset.tools, tools, strict=True) if tool.spec.name == choice.name]
             if not tools:
                 offered = ", ".join(t.spec.name for t in toolset.tools) or "none"
                 self._bad_request(
                     f"tool_choice forces tool {choice.name!r}, which is not offered (offered: {offered})", model
                 )
-        return [
-            {
-                "type": "function",
-                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-            }
-            for t in tools
-        ]
+        return tools
 
     def _wire_messages(
         self, message: Message, toolset: CompiledToolset, previous_calls: Sequence[ToolCallPart], model: str
@@ -390,96 +340,37 @@ class OllamaProvider:
 
     # ------------------------------------------------------------------ response
 
-    def _response_from_chunk(self, chunk: ChatResponse, toolset: CompiledToolset, model: str) -> ModelResponse:
-        msg = chunk.message
+    def from_wire(self, answer: ChatResponse, call: Call) -> ModelResponse:
+        msg = answer.message
         parts: list[ThinkingPart | TextPart | ToolCallPart] = []
         if msg.thinking:
             parts.append(ThinkingPart(text=msg.thinking, provider=self.name))
         if msg.content:
             parts.append(TextPart(text=msg.content))
-        for call in msg.tool_calls or ():
-            name = toolset.canonical_name(call.function.name)
-            parts.append(ToolCallPart(id=new_call_id(), name=name, arguments=dict(call.function.arguments)))
+        for tool_call in msg.tool_calls or ():
+            name = call.toolset.canonical_name(tool_call.function.name)
+            parts.append(ToolCallPart(id=new_call_id(), name=name, arguments=dict(tool_call.function.arguments)))
         has_calls = bool(msg.tool_calls)
         return ModelResponse(
             message=Message(role="assistant", parts=list(parts)),
-            usage=_usage(chunk),
-            stop_reason=_stop_reason(chunk.done_reason, has_calls),
-            raw_stop_reason=chunk.done_reason,
-            model=chunk.model or model,
+            usage=_usage(answer),
+            stop_reason=_stop_reason(answer.done_reason, has_calls),
+            raw_stop_reason=answer.done_reason,
+            model=answer.model or call.model,
             provider=self.name,
         )
-
-    def _events_for_chunk(
-        self, chunk: ChatResponse, state: _StreamState, toolset: CompiledToolset
-    ) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        msg = chunk.message
-        if chunk.model:
-            state.model = chunk.model
-        if msg.thinking:
-            state.thinking.append(msg.thinking)
-            events.append(ThinkingDelta(text=msg.thinking))
-        if msg.content:
-            state.text.append(msg.content)
-            events.append(TextDelta(text=msg.content))
-        for call in msg.tool_calls or ():
-            # Whole calls, no ids, all "at index 0": each one is a new call with a fresh id (two calls
-            # of the same tool must stay two calls).
-            call_id = new_call_id()
-            name = toolset.canonical_name(call.function.name)
-            arguments = dict(call.function.arguments)
-            position = state.calls.add(id=call_id, name=name, arguments=arguments)
-            events.append(ToolCallDelta(index=position, id=call_id, name=name, arguments_delta=json.dumps(arguments)))
-            events.append(ToolCallReady(call=ToolCallPart(id=call_id, name=name, arguments=arguments)))
-        if chunk.done:
-            usage = _usage(chunk)
-            events.append(UsageReport(usage=usage))
-            state.done = self._assemble(
-                state, usage, _stop_reason(chunk.done_reason, len(state.calls) > 0), chunk.done_reason
-            )
-        return events
-
-    def _assemble(self, state: _StreamState, usage: Usage, stop: StopReason, raw: str | None) -> ModelResponse:
-        parts: list[ThinkingPart | TextPart | ToolCallPart] = []
-        if state.thinking:
-            parts.append(ThinkingPart(text="".join(state.thinking), provider=self.name))
-        if state.text:
-            parts.append(TextPart(text="".join(state.text)))
-        parts.extend(state.calls.complete())
-        return ModelResponse(
-            message=Message(role="assistant", parts=list(parts)),
-            usage=usage,
-            stop_reason=stop,
-            raw_stop_reason=raw,
-            model=state.model,
-            provider=self.name,
-        )
-
-    def _partial(self, state: _StreamState) -> ModelResponse:
-        return self._assemble(state, Usage(), "other", None)
 
     # ------------------------------------------------------------------ errors
 
-    async def _map_error(
-        self,
-        exc: BaseException,
-        model: str | None,
-        *,
-        streaming: bool = False,
-        started: bool = False,
-        fetch_models: bool = True,
-    ) -> ProviderError:
+    def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
         """Every SDK, transport and parsing failure as one routekit error (scrubbed).
 
         ``streaming``: raised while reading a stream (a JSON error there always means a broken stream);
         ``started``: at least one stream line had arrived (a transport error then interrupts the stream).
         """
         common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
         if isinstance(exc, ollama.ResponseError):
-            return await self._map_response_error(exc, common, fetch_models=fetch_models)
+            return _response_error(exc, common)
         underneath = _aiohttp_cause(exc)
         if underneath is not None:
             exc = underneath
@@ -503,37 +394,6 @@ class OllamaProvider:
             return cls(f"Ollama at {self._host} sent {what} ({detail}); is a proxy in the way?", **common)
         return Unavailable(f"unexpected failure talking to Ollama ({type(exc).__name__})", **common)
 
-    async def _map_response_error(
-        self, exc: ollama.ResponseError, common: dict[str, Any], *, fetch_models: bool
-    ) -> ProviderError:
-        message = str(exc.error)
-        status = exc.status_code
-        headers = _error_headers(exc)
-        common["retry_after"] = parse_retry_after(headers) if headers is not None else None
-        common["request_id"] = headers.get("x-request-id") if headers is not None else None
-        lowered = message.lower()
-        model_missing = "model" in lowered and "not found" in lowered
-        if status > 0:
-            common["status_code"] = status
-            cls = error_for_status(status, message, model_missing=model_missing)
-        elif model_missing:  # an {"error": ...} line inside a 200 stream
-            cls = ModelNotFound
-        elif looks_like_context_overflow(message):
-            cls = ContextTooLong
-        else:
-            cls = Unavailable
-        if cls is ModelNotFound:
-            available = await self._available_models() if fetch_models else []
-            pull = f"; pull it with `ollama pull {common['model']}`" if common.get("model") else ""
-            return ModelNotFound(message + pull, available=available, **common)
-        return cls(message, **common)
-
-    async def _available_models(self) -> list[str]:
-        try:
-            return [m.id for m in await self.list_models()]
-        except ProviderError:
-            return []
-
     def _connect_hint(self) -> str:
         host = urlsplit(self._host if "://" in self._host else f"http://{self._host}").hostname or ""
         if host in _LOCAL_HOSTS:
@@ -541,18 +401,135 @@ class OllamaProvider:
         return f"could not connect to Ollama at {self._host}; check base_url and that the server is up"
 
 
-class _StreamState:
+class _StreamState(StreamState):
     """What one stream has produced so far (for ResponseDone and for StreamInterrupted.partial)."""
 
-    __slots__ = ("calls", "chunks", "done", "model", "text", "thinking")
+    unfinished: ClassVar[str] = "the NDJSON stream ended without its final `done: true` object"
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, provider: str, model: str, toolset: CompiledToolset) -> None:
+        self.provider = provider
         self.model = model
+        self.toolset = toolset
         self.text: list[str] = []
         self.thinking: list[str] = []
         self.calls = ToolCallAssembler()
         self.chunks = 0
         self.done: ModelResponse | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.done is not None
+
+    def stream_events(self, chunk: ChatResponse) -> list[StreamEvent]:
+        if self.done is not None:
+            return []  # nothing follows the final object; read to the end so the connection is reused
+        self.chunks += 1
+        events: list[StreamEvent] = []
+        msg = chunk.message
+        if chunk.model:
+            self.model = chunk.model
+        if msg.thinking:
+            self.thinking.append(msg.thinking)
+            events.append(ThinkingDelta(text=msg.thinking))
+        if msg.content:
+            self.text.append(msg.content)
+            events.append(TextDelta(text=msg.content))
+        for call in msg.tool_calls or ():
+            # Whole calls, no ids, all "at index 0": each one is a new call with a fresh id (two calls
+            # of the same tool must stay two calls).
+            call_id = new_call_id()
+            name = self.toolset.canonical_name(call.function.name)
+            arguments = dict(call.function.arguments)
+            position = self.calls.add(id=call_id, name=name, arguments=arguments)
+            events.append(ToolCallDelta(index=position, id=call_id, name=name, arguments_delta=json.dumps(arguments)))
+            events.append(ToolCallReady(call=ToolCallPart(id=call_id, name=name, arguments=arguments)))
+        if chunk.done:
+            usage = _usage(chunk)
+            events.append(UsageReport(usage=usage))
+            stop = _stop_reason(chunk.done_reason, len(self.calls) > 0)
+            self.done = self._assemble(usage, stop, chunk.done_reason)
+        return events
+
+    def response(self) -> ModelResponse:
+        return self.done if self.done is not None else self._assemble(Usage(), "other", None)
+
+    def partial(self, error: ProviderError) -> ModelResponse | None:
+        """What arrived, when anything did or the stream broke (an HTTP error before the first line: nothing)."""
+        if self.chunks or isinstance(error, StreamInterrupted):
+            return self._assemble(Usage(), "other", None)
+        return None
+
+    def _assemble(self, usage: Usage, stop: StopReason, raw: str | None) -> ModelResponse:
+        parts: list[ThinkingPart | TextPart | ToolCallPart] = []
+        if self.thinking:
+            parts.append(ThinkingPart(text="".join(self.thinking), provider=self.provider))
+        if self.text:
+            parts.append(TextPart(text="".join(self.text)))
+        parts.extend(self.calls.complete())
+        return ModelResponse(
+            message=Message(role="assistant", parts=list(parts)),
+            usage=usage,
+            stop_reason=stop,
+            raw_stop_reason=raw,
+            model=self.model,
+            provider=self.provider,
+        )
+
+
+class _Chunks:
+    """The SDK's NDJSON lines of one stream, holding a slot of the adapter's limiter until closed."""
+
+    __slots__ = ("limiter", "lines")
+
+    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
+        self.limiter = limiter
+        self.lines: AsyncIterator[ChatResponse] | None = None
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> ChatResponse:
+        assert self.lines is not None
+        return await self.lines.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the HTTP response (also for a consumer that stops iterating early) and free the slot."""
+        try:
+            close = getattr(self.lines, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            self.limiter.release_on_behalf_of(self)
+
+
+def _response_error(exc: ollama.ResponseError, common: dict[str, Any]) -> ProviderError:
+    message = str(exc.error)
+    status = exc.status_code
+    headers = _error_headers(exc)
+    common["retry_after"] = parse_retry_after(headers) if headers is not None else None
+    common["request_id"] = headers.get("x-request-id") if headers is not None else None
+    lowered = message.lower()
+    model_missing = "model" in lowered and "not found" in lowered
+    if status > 0:
+        common["status_code"] = status
+        cls = error_for_status(status, message, model_missing=model_missing)
+    elif model_missing:  # an {"error": ...} line inside a 200 stream
+        cls = ModelNotFound
+    elif looks_like_context_overflow(message):
+        cls = ContextTooLong
+    else:
+        cls = Unavailable
+    if cls is ModelNotFound and common.get("model"):
+        message += f"; pull it with `ollama pull {common['model']}`"
+    return cls(message, **common)
+
+
+def _wire_tools(toolset: CompiledToolset) -> list[dict[str, Any]]:
+    """The toolset as /api/chat ``tools`` (built once per toolset: :meth:`CompiledToolset.wire`)."""
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in toolset.tools
+    ]
 
 
 def _usage(chunk: ChatResponse) -> Usage:

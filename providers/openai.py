@@ -2,7 +2,7 @@
 
 Talks to the API only through the official ``openai`` SDK (``AsyncOpenAI``; ``AsyncAzureOpenAI`` for the
 ``azure`` preset). SDK retries are off: routekit's resilience layer retries, so each attempt is metered.
-Streams go through the SDK's ``post`` with the chunks left as decoded JSON (see ``_create_stream``).
+Streams go through the SDK's ``post`` with the chunks left as decoded JSON (see ``OpenAIProvider.open_stream``).
 
 Wire facts this module relies on (see the shared folder's reference/provider-wire-formats.md §0-§1):
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import httpx2
@@ -29,16 +29,14 @@ import openai
 from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 
+from providers._adapter import Adapter, Call, StreamState
 from providers._http import omit_environment_headers, sdk_http_client
 from providers._wire import WireView, json_object, request_body
-from providers.base import ProviderConfig, check_by_listing_models
 from providers.errors import (
     ConfigError,
     ContextTooLong,
-    ModelNotFound,
     ProviderError,
     RateLimited,
-    RequestNotSent,
     StreamInterrupted,
     Timeout,
     Unavailable,
@@ -46,19 +44,15 @@ from providers.errors import (
     looks_like_context_overflow,
     parse_retry_after,
     scrub,
-    unsent_cause,
 )
-from providers.history import normalize_history
-from providers.schema import CompiledToolset, compile_tools
+from providers.schema import CompiledToolset
 from providers.stream import ToolCallAssembler, parse_arguments
 from providers.types import (
     AudioPart,
-    CheckResult,
     ForceTool,
     ImagePart,
     Message,
     ModelInfo,
-    ModelRequest,
     ModelResponse,
     ResourcePart,
     ResponseDone,
@@ -72,7 +66,6 @@ from providers.types import (
     ToolCallPart,
     ToolCallReady,
     ToolResultPart,
-    ToolSpec,
     Usage,
     UsageReport,
 )
@@ -118,7 +111,7 @@ _AUDIO_FORMATS = {
 _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, httpx2.StreamError, ValueError, anyio.EndOfStream, OSError)
 
 
-class OpenAIProvider:
+class OpenAIProvider(Adapter):
     """Chat Completions through ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI`` for the ``azure`` preset).
 
     ``config.options`` understood here: ``api_version`` (Azure; default :data:`DEFAULT_AZURE_API_VERSION`),
@@ -127,18 +120,14 @@ class OpenAIProvider:
     ``"httpx"``).
     """
 
-    def __init__(self, config: ProviderConfig, *, egress: EgressPolicy | None = None) -> None:
-        self.config = config
-        self.name = config.provider
-        self.profile = config.profile
+    stream_errors = _STREAM_ERRORS
+    _client: openai.AsyncOpenAI
+
+    def build_client(self, egress: EgressPolicy | None) -> None:
+        config, profile = self.config, self.profile
         # ConfigError naming the env var when a required key is missing; under egress, never from the environment.
         key = config.resolve_api_key(environment=egress is None)
-        self._secrets = config.secrets()
-        self._max_tokens_field = (
-            "max_completion_tokens" if self.name in _MAX_COMPLETION_TOKENS_PRESETS else "max_tokens"
-        )
-        self._tool_cache: tuple[list[ToolSpec], bool | None, CompiledToolset] | None = None
-        base_url = config.base_url or self.profile.default_base_url
+        base_url = config.base_url or profile.default_base_url
         timeout = openai.Timeout(config.timeout, connect=config.connect_timeout)
         headers: dict[str, Any] = config.header_values()
         if self.name != "openai" or egress is not None:
@@ -150,7 +139,6 @@ class OpenAIProvider:
                     headers[header] = openai.Omit()
         if egress is not None:  # and OPENAI_CUSTOM_HEADERS: the operator's headers, not the user's
             omit_environment_headers(headers, "OPENAI_CUSTOM_HEADERS", openai.Omit())
-        self._client: openai.AsyncOpenAI
         if self.name == "azure":
             if not base_url:
                 raise ConfigError(
@@ -169,7 +157,7 @@ class OpenAIProvider:
         else:
             if not base_url:
                 raise ConfigError(
-                    f"{self.profile.display_name} needs base_url (the endpoint's URL including /v1, "
+                    f"{profile.display_name} needs base_url (the endpoint's URL including /v1, "
                     "e.g. http://localhost:8000/v1)."
                 )
             self._client = openai.AsyncOpenAI(
@@ -187,136 +175,17 @@ class OpenAIProvider:
         base_url = scrub(str(self._client.base_url), self._secrets)
         return f"OpenAIProvider(provider={self.name!r}, base_url={base_url!r})"
 
-    # ------------------------------------------------------------------ public API
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        model = self.config.resolve_model(request.model or None)
-        toolset = self._toolset(request)
-        params = self._params(request, model, toolset)
-        try:
-            completion, request_id = await self._create(params)
-        except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, model) from None
-        if completion is None:
-            raise Unavailable(
-                "the endpoint answered with something that is not a chat completion; check base_url",
-                provider=self.name,
-                model=model,
-                secrets=self._secrets,
-            )
-        return self._response(completion, model, toolset, request_id)
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        model = self.config.resolve_model(request.model or None)
-        toolset = self._toolset(request)
-        params = self._params(request, model, toolset)
-        params["stream_options"] = {"include_usage": True}
-        try:
-            sdk_stream = await self._create_stream(params)
-        except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, model) from None
-        state = _StreamState(provider=self.name, model=model, toolset=toolset)
-        response = getattr(sdk_stream, "response", None)
-        state.request_id = response.headers.get("x-request-id") if response is not None else None
-        try:
-            try:
-                async for chunk in sdk_stream:
-                    for event in state.feed(_Chunk(chunk)):
-                        yield event
-            except _STREAM_ERRORS as exc:
-                raise await self._translate(exc, model, partial=state.response(), mid_stream=True) from None
-        finally:
-            await sdk_stream.close()
-        if state.finish_reason is None:
-            raise StreamInterrupted(
-                "the stream ended before the final chunk (no finish_reason / [DONE])",
-                provider=self.name,
-                model=model,
-                request_id=state.request_id,
-                partial=state.response(),
-                secrets=self._secrets,
-            )
-        final = state.response()
-        for call in final.tool_calls:
-            yield ToolCallReady(call=call)
-        if not state.usage_reported:  # always at least one UsageReport, even when usage is unknown
-            yield UsageReport(usage=final.usage)
-        yield ResponseDone(response=final)
-
-    async def list_models(self) -> list[ModelInfo]:
-        try:
-            page = await self._client.models.list()
-            return [ModelInfo(id=m.id, provider=self.name) async for m in page]
-        except Exception as exc:  # every SDK error is translated; none escapes the adapter
-            raise await self._translate(exc, None, lookup_models=False) from None
-
-    async def check(self) -> CheckResult:
-        """Validate the key by listing models (costs no tokens)."""
-        return await check_by_listing_models(self)
-
     async def aclose(self) -> None:
         await self._client.close()
 
-    # ------------------------------------------------------------------ request building
+    # ------------------------------------------------------------------ request -> wire
 
-    async def _create(self, params: dict[str, Any]) -> tuple[_Completion | None, str | None]:
-        """The Chat Completions request, read as JSON (see :meth:`_create_stream` for why not ``create``):
-        the completion (None when the body is not one: an endpoint that is not Chat Completions) and the
-        request id."""
-        response = await self._client.post(
-            "/chat/completions",
-            body=request_body(params, stream=False),
-            cast_to=httpx2.Response,
-            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
-        )
-        request_id = response.headers.get("x-request-id")
-        data = json_object(response.content)
-        if data is None or not isinstance(data.get("choices"), list):
-            return None, request_id
-        return _Completion(data), request_id
-
-    async def _create_stream(self, params: dict[str, Any]) -> Any:
-        """The streaming Chat Completions request, through the SDK's generic ``post`` with ``cast_to=object``.
-
-        Same endpoint, body, headers, auth and stream handling as ``chat.completions.create(stream=True)``
-        (which is this very ``post`` with ``AsyncStream[ChatCompletionChunk]``), minus two costs measured per
-        call: the SDK's recursive TypedDict transform of the body (every message and tool schema, key by key;
-        the dicts built here are already in wire form, so it would return them unchanged) and building a
-        pydantic ``ChatCompletionChunk`` for every chunk (its generic ``construct_type`` walks the type hints
-        of each nested field). The chunks arrive as the decoded JSON; :class:`_Chunk` gives the attribute view
-        that :class:`_StreamState` reads. Mid-stream ``{"error": ...}`` events still raise ``openai.APIError``
-        in the SDK's stream class.
-        """
-        return await self._client.post(
-            "/chat/completions",
-            body=request_body(params, stream=True),
-            cast_to=object,
-            stream=True,
-            stream_cls=openai.AsyncStream[object],
-            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
-        )
-
-    def _toolset(self, request: ModelRequest) -> CompiledToolset:
-        """Compile the request's tools, reusing the last result when the agent loop resends the same specs."""
-        tools, strict = request.tools, request.strict_tools
-        cached = self._tool_cache
-        if (
-            cached is not None
-            and cached[1] == strict
-            and len(cached[0]) == len(tools)
-            and all(a is b for a, b in zip(cached[0], tools, strict=True))
-        ):
-            return cached[2]
-        toolset = compile_tools(tools, self.profile, strict=strict)
-        self._tool_cache = (list(tools), strict, toolset)
-        return toolset
-
-    def _params(self, request: ModelRequest, model: str, toolset: CompiledToolset) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": model, "messages": self._messages(request, toolset)}
+    def to_wire(self, call: Call, *, stream: bool) -> dict[str, Any]:
+        """The keyword parameters ``chat.completions.create`` would take (``extra_body`` not yet merged)."""
+        request, toolset, profile = call.request, call.toolset, call.profile
+        params: dict[str, Any] = {"model": call.model, "messages": self._messages(call)}
         if toolset.tools:
-            params["tools"] = [
-                _wire_tool(tool.name, tool.description, tool.parameters, tool.strict) for tool in toolset.tools
-            ]
+            params["tools"] = toolset.wire("openai", _wire_tools)
             if request.tool_choice is not None:
                 params["tool_choice"] = _tool_choice(request.tool_choice, toolset)
             if request.parallel_tool_calls is not None:
@@ -326,15 +195,15 @@ class OpenAIProvider:
         if request.top_p is not None:
             params["top_p"] = request.top_p
         if request.max_tokens is not None:
-            params[self._max_tokens_field] = request.max_tokens
+            params[profile.max_tokens_field] = request.max_tokens
         if request.stop:
             params["stop"] = list(request.stop)
         extra_body: dict[str, Any] = dict(self.config.options.get("extra_body") or {})
         thinking = request.thinking
         if thinking is not None and thinking.enabled:
-            if self.name in _REASONING_EFFORT_PRESETS and thinking.effort is not None:
+            if profile.thinking_field == "reasoning_effort" and thinking.effort is not None:
                 params["reasoning_effort"] = thinking.effort
-            elif self.name in _OPENROUTER_REASONING_PRESETS:
+            elif profile.thinking_field == "reasoning":  # OpenRouter's field, in the body
                 extra_body["reasoning"] = (
                     {"effort": thinking.effort}
                     if thinking.effort is not None
@@ -344,13 +213,16 @@ class OpenAIProvider:
                 )
         if extra_body:
             params["extra_body"] = extra_body
+        if stream:
+            params["stream_options"] = {"include_usage": True}
         return params
 
-    def _messages(self, request: ModelRequest, toolset: CompiledToolset) -> list[dict[str, Any]]:
+    def _messages(self, call: Call) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        if request.system:
-            out.append({"role": "system", "content": request.system})
-        for message in normalize_history(request.messages, self.profile):
+        toolset = call.toolset
+        if call.request.system:
+            out.append({"role": "system", "content": call.request.system})
+        for message in call.history:
             if message.role == "assistant":
                 wire = _assistant_message(message, toolset)
                 if wire is not None:
@@ -364,9 +236,59 @@ class OpenAIProvider:
                 out.append({"role": "user", "content": _user_content(others)})
         return out
 
-    # ------------------------------------------------------------------ response mapping
+    # ------------------------------------------------------------------ the SDK calls
 
-    def _response(self, completion: Any, model: str, toolset: CompiledToolset, request_id: str | None) -> ModelResponse:
+    async def send(self, wire: dict[str, Any], call: Call) -> tuple[dict[str, Any] | None, str | None]:
+        """The Chat Completions request, read as JSON (see :meth:`open_stream` for why not ``create``): the
+        decoded body (None when it is not JSON) and the request id."""
+        response = await self._client.post(
+            "/chat/completions",
+            body=request_body(wire, stream=False),
+            cast_to=httpx2.Response,
+            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
+        )
+        return json_object(response.content), response.headers.get("x-request-id")
+
+    async def open_stream(self, wire: dict[str, Any], call: Call) -> Any:
+        """The streaming Chat Completions request, through the SDK's generic ``post`` with ``cast_to=object``.
+
+        Same endpoint, body, headers, auth and stream handling as ``chat.completions.create(stream=True)``
+        (which is this very ``post`` with ``AsyncStream[ChatCompletionChunk]``), minus two costs measured per
+        call: the SDK's recursive TypedDict transform of the body (every message and tool schema, key by key;
+        the dicts built here are already in wire form, so it would return them unchanged) and building a
+        pydantic ``ChatCompletionChunk`` for every chunk (its generic ``construct_type`` walks the type hints
+        of each nested field). The chunks arrive as the decoded JSON; :class:`_Chunk` gives the attribute view
+        that :class:`_StreamState` reads. Mid-stream ``{"error": ...}`` events still raise ``openai.APIError``
+        in the SDK's stream class.
+        """
+        return await self._client.post(
+            "/chat/completions",
+            body=request_body(wire, stream=True),
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+            options={"security": {"bearer_auth": True}},  # what create() asks for: the API key as a bearer token
+        )
+
+    async def close_stream(self, chunks: Any) -> None:
+        await chunks.close()
+
+    async def fetch_models(self) -> list[ModelInfo]:
+        page = await self._client.models.list()
+        return [ModelInfo(id=m.id, provider=self.name) async for m in page]
+
+    # ------------------------------------------------------------------ wire -> response
+
+    def from_wire(self, answer: tuple[dict[str, Any] | None, str | None], call: Call) -> ModelResponse:
+        data, request_id = answer
+        if data is None or not isinstance(data.get("choices"), list):
+            raise Unavailable(
+                "the endpoint answered with something that is not a chat completion; check base_url",
+                provider=self.name,
+                model=call.model,
+                secrets=self._secrets,
+            )
+        completion = _Completion(data)
         parts: list[Any] = []
         raw_finish: str | None = None
         refused = False
@@ -383,15 +305,15 @@ class OpenAIProvider:
             elif message.refusal:
                 refused = True
                 parts.append(TextPart(text=message.refusal))
-            for call in message.tool_calls or []:
-                function = getattr(call, "function", None)
+            for tool_call in message.tool_calls or []:
+                function = getattr(tool_call, "function", None)
                 if function is None:  # custom (non-function) tools are never offered by routekit
                     continue
                 arguments, raw = parse_arguments(function.arguments)
                 parts.append(
                     ToolCallPart(
-                        id=call.id,
-                        name=toolset.canonical_name(function.name),
+                        id=tool_call.id,
+                        name=call.toolset.canonical_name(function.name),
                         arguments=arguments,
                         raw_arguments=raw,
                     )
@@ -402,37 +324,31 @@ class OpenAIProvider:
             usage=_usage(completion.usage),
             stop_reason="refusal" if refused else _stop_reason(raw_finish, has_calls),
             raw_stop_reason=raw_finish,
-            model=completion.model or model,
+            model=completion.model or call.model,
             provider=self.name,
             response_id=completion.id,
             request_id=request_id,
         )
 
+    def stream_state(self, call: Call, chunks: Any) -> _StreamState:
+        response = getattr(chunks, "response", None)
+        request_id = response.headers.get("x-request-id") if response is not None else None
+        return _StreamState(provider=self.name, model=call.model, toolset=call.toolset, request_id=request_id)
+
     # ------------------------------------------------------------------ errors
 
-    async def _translate(
-        self,
-        exc: BaseException,
-        model: str | None,
-        *,
-        partial: ModelResponse | None = None,
-        mid_stream: bool = False,
-        lookup_models: bool = True,
-    ) -> ProviderError:
-        """The one place SDK and transport errors become routekit errors (scrubbed, with partials)."""
-        common: dict[str, Any] = {"provider": self.name, "model": model, "partial": partial, "secrets": self._secrets}
-        if isinstance(exc, ProviderError):
-            return exc
-        if (denied := unsent_cause(exc)) is not None:
-            return RequestNotSent(str(denied), **common)
+    def map_error(self, exc: BaseException, *, model: str | None, streaming: bool, started: bool) -> ProviderError:
+        """SDK and transport errors as routekit errors (scrubbed)."""
+        del started  # a break before the first chunk is as interrupted as one after it
+        common: dict[str, Any] = {"provider": self.name, "model": model, "secrets": self._secrets}
         if isinstance(exc, openai.APIStatusError):
-            return await self._status_error(exc, model, common, lookup_models)
+            return _status_error(exc, common)
         refused = _connection_failure(exc)
         if isinstance(exc, openai.APITimeoutError) and refused is None:
             return Timeout(f"no answer within {self.config.timeout:g} s", **common)
         if isinstance(exc, openai.APIConnectionError):
             cause = refused or exc.__cause__ or exc
-            if mid_stream:
+            if streaming:
                 return StreamInterrupted(f"connection lost mid-stream ({type(cause).__name__}: {cause})", **common)
             return Unavailable(f"cannot reach {self._client.base_url} ({type(cause).__name__}: {cause})", **common)
         if isinstance(exc, openai.APIResponseValidationError):
@@ -442,49 +358,34 @@ class OpenAIProvider:
         if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
             return _in_stream_error(exc, common)
         if isinstance(exc, json.JSONDecodeError):
-            if mid_stream:
+            if streaming:
                 return StreamInterrupted(f"corrupt chunk in the stream (not JSON: {exc.msg})", **common)
             return Unavailable(f"the endpoint's answer is not JSON ({exc.msg}); check base_url", **common)
         if isinstance(exc, httpx2.TimeoutException) and refused is None:
             return Timeout(f"no answer within {self.config.timeout:g} s", **common)
-        if mid_stream:
+        if streaming:
             return StreamInterrupted(f"the stream broke off ({type(exc).__name__}: {exc})", **common)
         return Unavailable(f"request failed ({type(exc).__name__}: {exc})", **common)
 
-    async def _status_error(
-        self, exc: openai.APIStatusError, model: str | None, common: dict[str, Any], lookup_models: bool
-    ) -> ProviderError:
-        body = exc.body if isinstance(exc.body, dict) else {}
-        message = str(body.get("message") or exc.message)
-        code = str(body.get("code") or "")
-        status = exc.status_code
-        cls = error_for_status(status, message, model_missing=code == "model_not_found")
-        if code == "context_length_exceeded":
-            cls = ContextTooLong
-        retry_after = parse_retry_after(exc.response.headers)
-        request_id = exc.request_id
-        if cls is ModelNotFound and model is not None:
-            available = await self._model_ids() if lookup_models else []
-            return ModelNotFound(
-                message,
-                available=available,
-                status_code=status,
-                request_id=request_id,
-                retry_after=retry_after,
-                **common,
-            )
-        return cls(message, status_code=status, request_id=request_id, retry_after=retry_after, **common)
 
-    async def _model_ids(self) -> list[str]:
-        """Best effort: the models this key can use, to list them in a ModelNotFound message."""
-        try:
-            with anyio.fail_after(min(self.config.timeout, 10.0)):
-                return sorted(m.id for m in await self.list_models())
-        except (ProviderError, TimeoutError):
-            return []
+def _status_error(exc: openai.APIStatusError, common: dict[str, Any]) -> ProviderError:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    message = str(body.get("message") or exc.message)
+    code = str(body.get("code") or "")
+    status = exc.status_code
+    cls = error_for_status(status, message, model_missing=code == "model_not_found")
+    if code == "context_length_exceeded":
+        cls = ContextTooLong
+    retry_after = parse_retry_after(exc.response.headers)
+    return cls(message, status_code=status, request_id=exc.request_id, retry_after=retry_after, **common)
 
 
 # --------------------------------------------------------------------------- wire helpers
+
+
+def _wire_tools(toolset: CompiledToolset) -> list[dict[str, Any]]:
+    """The toolset as Chat Completions ``tools`` (built once per toolset: :meth:`CompiledToolset.wire`)."""
+    return [_wire_tool(tool.name, tool.description, tool.parameters, tool.strict) for tool in toolset.tools]
 
 
 def _wire_tool(name: str, description: str, parameters: dict[str, Any], strict: bool) -> dict[str, Any]:
@@ -659,8 +560,10 @@ def _in_stream_error(exc: openai.APIError, common: dict[str, Any]) -> ProviderEr
 
 
 @dataclass
-class _StreamState:
+class _StreamState(StreamState):
     """What a stream delivered so far; builds the final (or partial) ModelResponse."""
+
+    unfinished: ClassVar[str] = "the stream ended before the final chunk (no finish_reason / [DONE])"
 
     provider: str
     model: str
@@ -676,7 +579,12 @@ class _StreamState:
     thinking: list[str] = field(default_factory=list)
     calls: ToolCallAssembler = field(default_factory=ToolCallAssembler)
 
-    def feed(self, chunk: Any) -> list[StreamEvent]:
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def stream_events(self, chunk: Any) -> list[StreamEvent]:
+        chunk = _Chunk(chunk)
         events: list[StreamEvent] = []
         self.response_id = self.response_id or getattr(chunk, "id", None)
         self.served_model = self.served_model or getattr(chunk, "model", None)
@@ -722,6 +630,16 @@ class _StreamState:
                     arguments_delta=arguments or "",
                 )
             )
+
+    def closing_events(self) -> list[StreamEvent]:
+        """Chat Completions streams announce no end of a tool call: every call is ready at the end; and at
+        least one UsageReport, even when usage is unknown."""
+        final = self.response()
+        events: list[StreamEvent] = [ToolCallReady(call=call) for call in final.tool_calls]
+        if not self.usage_reported:
+            events.append(UsageReport(usage=final.usage))
+        events.append(ResponseDone(response=final))
+        return events
 
     def response(self) -> ModelResponse:
         parts: list[Any] = []

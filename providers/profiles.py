@@ -3,13 +3,23 @@
 Each rule is a line with its reason beside it (the provider's error text, doc or issue), so that the
 next person can see why it exists and delete it when the provider changes. Adapters, the schema
 compiler and the history normalizer read these profiles instead of hard-coding provider names.
+
+Two layers: :class:`Profile` per provider or OpenAI-compatible preset (endpoint, key, naming rules, schema
+target), and :class:`ModelProfile` per model of a provider, from :func:`profile_for` (capabilities and the
+request fields that carry them, by model family; the data and its sources are in
+:mod:`providers._model_families`).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from providers.types import ModelInfo
 
 Family = Literal["anthropic", "openai", "gemini", "ollama"]
 SchemaTarget = Literal["anthropic", "openai", "gemini", "ollama"]
@@ -268,3 +278,108 @@ def get_profile(name: str) -> Profile:
         from providers.errors import ConfigError
 
         raise ConfigError(f"unknown provider {name!r}. Valid providers: {', '.join(sorted(PROFILES))}") from None
+
+
+# --------------------------------------------------------------------------- per-model profiles
+
+ThinkingControl = Literal["none", "budget", "effort", "level", "toggle"]
+OutputMode = Literal["json_schema", "json_object", "tool"]
+PromptCaching = Literal["explicit", "automatic", "none"]
+
+DEFAULT_FAMILY = "(provider default)"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    """What one model of one provider accepts: the capabilities translation and the agent need.
+
+    The data and its sources are in :mod:`providers._model_families` (a provider default, refined by model
+    family); ``None`` is unknown, never "no". ``family`` names the rule that matched. ``tool_names`` is the
+    provider's rule (the same for all its models).
+    """
+
+    provider: str
+    model: str
+    family: str
+    tool_names: NameRule
+    max_tokens_field: str
+    strict_schemas: bool
+    tools: bool | None = None
+    parallel_tools: bool | None = None
+    vision: bool | None = None
+    output_mode: OutputMode | None = None
+    thinking: ThinkingControl | None = None
+    thinking_field: str | None = None
+    prompt_caching: PromptCaching | None = None
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    nonstreaming_max_tokens: int | None = None
+    tool_result_media: bool | None = None
+
+    def capabilities(self) -> dict[str, Any]:
+        """The profile as plain JSON values (the HTTP API and ``routekit providers --models --json``)."""
+        return {
+            "family": self.family,
+            "tools": self.tools,
+            "parallel_tools": self.parallel_tools,
+            "vision": self.vision,
+            "strict_schemas": self.strict_schemas,
+            "output_mode": self.output_mode,
+            "thinking": self.thinking,
+            "thinking_field": self.thinking_field,
+            "prompt_caching": self.prompt_caching,
+            "max_output_tokens": self.max_output_tokens,
+            "context_window": self.context_window,
+            "max_tokens_field": self.max_tokens_field,
+            "nonstreaming_max_tokens": self.nonstreaming_max_tokens,
+            "tool_result_media": self.tool_result_media,
+            "tool_name_max_length": self.tool_names.max_length,
+            "tool_name_pattern": self.tool_names.pattern.pattern,
+        }
+
+
+def _bare_model_id(model: str) -> str:
+    """The id the family patterns are written for: lower case, without a path (``models/``, ``publishers/...``)."""
+    return model.rsplit("/", 1)[-1].lower()
+
+
+@functools.lru_cache(maxsize=4096)  # per (provider, model); bounded: model names can come from any user
+def profile_for(provider: str, model: str) -> ModelProfile:
+    """The profile of ``model`` served by ``provider`` (a provider or preset name; ConfigError if unknown)."""
+    from providers._model_families import FAMILIES
+
+    preset = get_profile(provider)
+    bare = _bare_model_id(model)
+    for rule in FAMILIES.get(preset.name, ()):
+        for pattern in rule.patterns:
+            if fnmatch.fnmatchcase(bare, pattern):
+                return _assemble(preset, model, pattern, rule.fields)
+    return _assemble(preset, model, DEFAULT_FAMILY, {})
+
+
+def model_families(provider: str) -> list[ModelProfile]:
+    """The profiles routekit knows for ``provider``: one per family pattern (the pattern stands for the model),
+    then the provider default (model ``*``). For listings; adapters ask :func:`profile_for`."""
+    from providers._model_families import FAMILIES
+
+    preset = get_profile(provider)
+    known = [_assemble(preset, p, p, rule.fields) for rule in FAMILIES.get(preset.name, ()) for p in rule.patterns]
+    return [*known, _assemble(preset, "*", DEFAULT_FAMILY, {})]
+
+
+def _assemble(preset: Profile, model: str, family: str, overrides: dict[str, Any]) -> ModelProfile:
+    from providers._model_families import DEFAULTS
+
+    fields: dict[str, Any] = {"strict_schemas": preset.strict_tools, **DEFAULTS[preset.name], **overrides}
+    return ModelProfile(provider=preset.name, model=model, family=family, tool_names=preset.tool_names, **fields)
+
+
+def listed_model(info: ModelInfo) -> dict[str, Any]:
+    """A model from a provider's live listing with its profile: the listing's fields, then the profile's. The
+    limits are the listing's where it gives them (Anthropic, Gemini), else the profile's (None: unknown)."""
+    profile = profile_for(info.provider, info.id)
+    entry: dict[str, Any] = {**info.model_dump(), **profile.capabilities()}
+    entry["context_window"] = info.context_window if info.context_window is not None else profile.context_window
+    if info.max_output_tokens is not None:
+        entry["max_output_tokens"] = info.max_output_tokens
+    return entry

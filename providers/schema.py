@@ -20,19 +20,19 @@ raises ``ToolSchemaError`` (tool, provider, keyword) here, at translation time, 
 time. The rules are data in
 ``_schema_rules.py``; the engine is ``_schema_compile.py``; names are ``_schema_names.py``.
 
-Results are cached by a fingerprint of the specs and the options, because adapters call
-``compile_tools`` on every request. Compiled toolsets are shared between callers: treat
-``CompiledTool.parameters`` as read-only (copy before changing it).
+Results are cached (one cache: :data:`_TOOLSETS`, keyed by the options and the specs' fingerprints,
+``ToolSpec.fingerprint``), because adapters call ``compile_tools`` on every request. Compiled toolsets are
+shared between callers: treat ``CompiledTool.parameters`` and :meth:`CompiledToolset.wire` as read-only
+(copy before changing them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from providers._schema_compile import Compiler, NotQualified, PlacedLoss, StrictMode
 from providers._schema_names import assign_names, hashed_name, legacy_name, map_name
@@ -51,6 +51,7 @@ from providers.types import ToolSpec
 
 LossAction = Literal["moved_to_description", "dropped", "rewritten"]
 SchemaForm = Literal["json_schema", "openapi"]
+_Wire = TypeVar("_Wire")
 
 __all__ = [
     "CompiledTool",
@@ -101,6 +102,16 @@ class CompiledToolset:
     _to_canonical: dict[str, str] = field(default_factory=dict)
     _to_provider: dict[str, str] = field(default_factory=dict)
     name_rule: NameRule | None = None
+    # The tools in each adapter's wire envelope, built once per toolset (see wire()).
+    _wire: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def wire(self, form: str, build: Callable[[CompiledToolset], _Wire]) -> _Wire:
+        """The tools as adapter ``form`` sends them (``build(self)``, made on first use and kept with the toolset,
+        which the cache shares: read-only). Adapters call it on every request; the envelope is built once."""
+        found: _Wire | None = self._wire.get(form)
+        if found is None:
+            found = self._wire[form] = build(self)
+        return found
 
     def provider_name(self, canonical: str) -> str:
         """Provider-side name for a canonical name (also for names not in this toolset, e.g. in history).
@@ -234,17 +245,11 @@ class _Lru:
 
 
 _TOOLSETS = _Lru(256)
-_BODIES = _Lru(4096)
-
-
-def _fingerprint(spec: ToolSpec) -> bytes:
-    return hashlib.blake2b(spec.model_dump_json().encode(), digest_size=16).digest()
 
 
 def clear_cache() -> None:
     """Forget every compiled result (tests; a long-running process never needs it)."""
     _TOOLSETS.clear()
-    _BODIES.clear()
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -265,19 +270,27 @@ def compile_tools(
     form: SchemaForm = schema_form or "json_schema"
     if profile.schema_target != "gemini":
         form = "json_schema"
-    opts = _Options(profile.name, profile.schema_target, profile.strict_tools, strict, form)
     rule = profile.tool_names
-    prints = [_fingerprint(spec) for spec in tools]
-    key = (opts, rule.pattern.pattern, rule.max_length, b"".join(prints))
+    key = (
+        profile.name,
+        profile.schema_target,
+        profile.strict_tools,
+        strict,
+        form,
+        rule.pattern.pattern,
+        rule.max_length,
+        b"".join([spec.fingerprint for spec in tools]),
+    )
     cached: CompiledToolset | None = _TOOLSETS.get(key)
     if cached is not None:
         return cached
-    toolset = _build(tools, prints, opts, rule)
+    opts = _Options(profile.name, profile.schema_target, profile.strict_tools, strict, form)
+    toolset = _build(tools, opts, rule)
     _TOOLSETS.put(key, toolset)
     return toolset
 
 
-def _build(tools: Sequence[ToolSpec], prints: list[bytes], opts: _Options, rule: NameRule) -> CompiledToolset:
+def _build(tools: Sequence[ToolSpec], opts: _Options, rule: NameRule) -> CompiledToolset:
     seen: set[str] = set()
     for spec in tools:
         if spec.name in seen:
@@ -288,11 +301,8 @@ def _build(tools: Sequence[ToolSpec], prints: list[bytes], opts: _Options, rule:
     except ValueError as exc:  # pragma: no cover - needs a full SHA-256 collision
         raise ToolSchemaError("?", opts.provider, "name", str(exc)) from None
     compiled: list[CompiledTool] = []
-    for spec, fingerprint in zip(tools, prints, strict=True):
-        body: _ToolBody | None = _BODIES.get((opts, fingerprint))
-        if body is None:
-            body = _compile_one(spec, opts)
-            _BODIES.put((opts, fingerprint), body)
+    for spec in tools:
+        body = _compile_one(spec, opts)
         losses = tuple(LossEntry(spec.name, opts.target, p, k, a, d, w) for p, k, a, d, w in body.losses)  # type: ignore[arg-type]
         compiled.append(
             CompiledTool(

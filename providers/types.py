@@ -22,7 +22,10 @@ Conventions that the adapters rely on:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+import functools
+import hashlib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -199,6 +202,26 @@ class ToolSpec(_Model):
     annotations: ToolAnnotations | None = None
     title: str | None = None
     origin: str | None = None  # the MCP server (or other source) the tool came from
+
+    @functools.cached_property
+    def fingerprint(self) -> bytes:
+        """A digest of the spec's content, the key of the compiled-toolset cache (:mod:`providers.schema`).
+
+        Computed once per spec object: an agent offers the same specs on every step. Replacing a field
+        (assignment, ``model_copy(update=...)``) forgets it; a spec's dicts must not be changed in place once
+        it has been offered (copy the spec instead).
+        """
+        return hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).digest()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.pop("fingerprint", None)
+        super().__setattr__(name, value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied.__dict__.pop("fingerprint", None)
+        return copied
 
 
 class ForceTool(_Model):

@@ -14,7 +14,7 @@ from agent.http.deps import CurrentUser, State
 from agent.http.ssrf import check_provider_config
 from providers.base import ProviderConfig, create_provider
 from providers.errors import ConfigError, ProviderError, scrub
-from providers.profiles import PROFILES
+from providers.profiles import PROFILES, OutputMode, PromptCaching, ThinkingControl, listed_model
 from storage import ProviderConfigRecord
 
 router = APIRouter(tags=["provider keys"])
@@ -92,11 +92,30 @@ class ProviderOut(BaseModel):
 
 
 class ModelOut(BaseModel):
+    """A model the key can use, with routekit's profile of it (``providers.profiles.profile_for``; null: unknown).
+
+    ``context_window`` and ``max_output_tokens`` are the provider's listing where it gives them, else the
+    profile's."""
+
     id: str
     provider: str
     display_name: str | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    family: str = Field(description="The model family of the profile that matched, or '(provider default)'")
+    tools: bool | None = None
+    parallel_tools: bool | None = None
+    vision: bool | None = None
+    strict_schemas: bool
+    output_mode: OutputMode | None = None
+    thinking: ThinkingControl | None = None
+    thinking_field: str | None = Field(default=None, description="The request field that carries thinking")
+    prompt_caching: PromptCaching | None = None
+    max_tokens_field: str = Field(description="The request field that carries the output limit")
+    nonstreaming_max_tokens: int | None = None
+    tool_result_media: bool | None = None
+    tool_name_max_length: int
+    tool_name_pattern: str
 
 
 def _secret_values(values: dict[str, SecretStr] | None) -> dict[str, str] | None:
@@ -247,7 +266,7 @@ async def list_models(provider: str, user: CurrentUser, state: State, config_id:
         raise HTTPException(502, scrub(str(exc), config.secrets())) from None
     finally:
         await client.aclose()
-    return [ModelOut.model_validate(m.model_dump()) for m in models]
+    return [ModelOut.model_validate(listed_model(m)) for m in models]
 
 
 async def _usable_config(state: State, **fields: Any) -> None:

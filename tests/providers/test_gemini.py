@@ -946,13 +946,14 @@ async def test_complete_reads_the_json_body_as_the_sdks_typed_response_would(
     request = ask(tools=[WEATHER, TIME], thinking=ThinkingConfig(budget_tokens=512))
     try:
         from_json = await provider.complete(request)
-        prepared = provider._prepare(request)
+        call = provider.prepare(request)
+        wire = provider.to_wire(call, stream=False)
         typed = await provider._client.aio.models.generate_content(
-            model=prepared.model, contents=prepared.contents, config=prepared.config
+            model=call.model, contents=wire.contents, config=wire.config
         )
-        builder = _ResponseBuilder(provider.name, prepared.model, prepared.toolset)
+        builder = _ResponseBuilder(provider.name, call.model, call.toolset)
         builder.feed(typed)
-        from_typed = builder.build()
+        from_typed = builder.response()
     finally:
         await provider.aclose()
     json_request, typed_request = server.requests[-2:]

@@ -1005,8 +1005,7 @@ async def test_json_path_sends_what_create_sends(server: FakeOpenAIServer, provi
         ours = done.response
     else:
         ours = await provider.complete(request)
-    toolset = provider._toolset(request)
-    params = provider._params(request, "fake-model-1", toolset)
+    params = provider.to_wire(provider.prepare(request), stream=False)
     if streaming:
         params["stream_options"] = {"include_usage": True}
     sdk = provider._client.chat.completions
