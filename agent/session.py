@@ -719,6 +719,10 @@ class Session:
         )
         self._run = run
         self._cancel_requested = False
+        with self.store.running():  # the store may commit a lone run's steps more cheaply (storage.sqlite)
+            return await self._execute_run(run, lim, tracker, prompt)
+
+    async def _execute_run(self, run: Run, lim: Limits, tracker: LimitTracker, prompt: str | None) -> RunResult:
         try:
             if lim.check_budget:
                 budget = await self.store.usage.active_budget(self.user_id)  # None: no budget, no scan

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -67,6 +68,11 @@ class Database(Protocol):
 
     async def migrate(self, target: int | None = None) -> int:
         """Apply pending migrations (up to ``target``); returns the schema version afterwards."""
+        ...
+
+    def running(self) -> AbstractContextManager[None]:
+        """Held by an agent run while it lasts: a backend may commit differently when one run is alone (SQLite:
+        a synced commit on the event loop's thread, see :mod:`storage.sqlite`)."""
         ...
 
     async def close(self) -> None: ...

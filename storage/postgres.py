@@ -7,6 +7,7 @@ one after the other.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -78,6 +79,10 @@ class PostgresDatabase:
     """A PostgreSQL database opened for routekit. Use :func:`storage.open_store` rather than this class directly."""
 
     dialect: Literal["postgres"] = "postgres"
+
+    def running(self) -> contextlib.AbstractContextManager[None]:
+        """Runs commit alike however many there are (the server group-commits)."""
+        return contextlib.nullcontext()
 
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0) -> None:
         self._url = url

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -77,6 +78,10 @@ class Store(Protocol):
     @property
     def dialect(self) -> str: ...
 
+    def running(self) -> AbstractContextManager[None]:
+        """Held by an agent run while it lasts (see :meth:`storage._db.Database.running`)."""
+        ...
+
     async def record_step(
         self,
         session_id: str,
@@ -125,6 +130,9 @@ class SQLStore:
     @property
     def dialect(self) -> str:
         return self.db.dialect
+
+    def running(self) -> AbstractContextManager[None]:
+        return self.db.running()
 
     async def record_step(
         self,

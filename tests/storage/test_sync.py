@@ -157,6 +157,30 @@ async def test_a_synced_commit_runs_in_the_writer_thread_and_an_unsynced_one_on_
     assert idle_unsynced == busy_unsynced == loop_thread
 
 
+async def test_a_lone_runs_synced_commits_stay_on_the_loop_and_two_runs_send_them_to_the_thread(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    """While exactly one agent run holds ``running()``, its synced commits run on the loop's thread (it waits
+    for them anyway; the trip would cost it more CPU), still at synchronous FULL; with a second run they go
+    back to the writer thread, where concurrent commits share one fsync."""
+    store = await open_store(f"sqlite:///{tmp_path / 'runs.db'}", keyring=keyring)
+    loop_thread = threading.get_ident()
+    try:
+        with store.running():
+            alone = await write_inline(store.db, _thread)
+            alone_level = await write_inline(store.db, _durability_setting)
+            with store.running():
+                two = await write_inline(store.db, _thread)
+                two_level = await write_inline(store.db, _durability_setting)
+            again = await write_inline(store.db, _thread)
+        after = await write_inline(store.db, _thread)
+    finally:
+        await store.close()
+    assert alone == again == loop_thread
+    assert two == after != loop_thread
+    assert alone_level == two_level == 2  # FULL on either thread: every synced commit is fsynced
+
+
 async def test_an_unsynced_write_waits_for_another_connections_lock_in_the_writer_thread(
     tmp_path: Path, keyring: Keyring
 ) -> None:
