@@ -193,8 +193,8 @@ class AnthropicProvider(Adapter):
         """The Messages response (the SDK's ``Message``, or its JSON through :class:`_Event`; None when the body
         is not JSON) and the request id. See :meth:`open_stream` for why usually not ``messages.create``."""
         if _typed_call_wanted():
-            message: Any = await self._client.messages.create(**wire)
-            return message, getattr(message, "_request_id", None)
+            response = await self._client.messages.with_raw_response.create(**wire)
+            return await response.parse(), response.headers.get("request-id")
         raw = await self._untraced_client.post(
             "/v1/messages", body=request_body(wire, stream=False), cast_to=httpx2.Response
         )
