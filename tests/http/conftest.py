@@ -163,6 +163,15 @@ class Service:
             data = answer.json()
         return data["user_id"], data["token"]
 
+    def new_openai_user(self, name: str, fake: FakeProviderServer, **config: Any) -> tuple[str, str]:
+        """A user whose default config is OpenAI at ``fake`` with the test key (``config`` adds fields)."""
+        user_id, token = self.new_user(name)
+        body = {"provider": "openai", "api_key": OPENAI_KEY, "base_url": fake.origin + "/v1", **config}
+        with self.client(token) as c:
+            created = c.post("/api/user/llm-config", json=body)
+            assert created.status_code == 201, created.text
+        return user_id, token
+
 
 async def _awaited(value: Awaitable[T]) -> T:
     return await value

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.openai import FakeOpenAIServer
-from tests.http.conftest import OPENAI_KEY, Service
+from tests.http.conftest import Service
 
 
 @pytest.fixture
@@ -21,13 +21,8 @@ def real_names(fake_openai: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
 
 
 def test_listed_models_carry_their_profile(service: Service, real_names: FakeOpenAIServer) -> None:
-    _, token = service.new_user("profiles-openai")
+    _, token = service.new_openai_user("profiles-openai", real_names)
     with service.client(token) as c:
-        created = c.post(
-            "/api/user/llm-config",
-            json={"provider": "openai", "api_key": OPENAI_KEY, "base_url": real_names.origin + "/v1"},
-        )
-        assert created.status_code == 201, created.text
         answer = c.get("/api/providers/openai/models")
     assert answer.status_code == 200, answer.text
     listed = answer.json()

@@ -46,18 +46,7 @@ def runs_service(
 
 @pytest.fixture(scope="module")
 def user(runs_service: Service, fake_openai: FakeOpenAIServer) -> str:
-    _, token = runs_service.new_user("runner")
-    with runs_service.client(token) as c:
-        created = c.post(
-            "/api/user/llm-config",
-            json={
-                "provider": "openai",
-                "api_key": OPENAI_KEY,
-                "base_url": fake_openai.origin + "/v1",
-                "default_model": "fake-model-1",
-            },
-        )
-        assert created.status_code == 201, created.text
+    _, token = runs_service.new_openai_user("runner", fake_openai, default_model="fake-model-1")
     return token
 
 

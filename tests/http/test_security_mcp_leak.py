@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.openai import FakeOpenAIServer
-from tests.http.conftest import OPENAI_KEY, Service, base_settings
+from tests.http.conftest import Service, base_settings
 from tests.mcp_bridge.conftest import PY
 from tests.processes import processes_with, wait_until_gone
 
@@ -36,13 +36,7 @@ def test_dropping_the_client_while_the_hub_opens_stops_the_server(
     tag = f"slow-start-{uuid.uuid4().hex}"
     ready_dir = tmp_path / "ready"
     ready_dir.mkdir()
-    _, token = leak_service.new_user("dropper")
-    with leak_service.client(token) as c:
-        created = c.post(
-            "/api/user/llm-config",
-            json={"provider": "openai", "api_key": OPENAI_KEY, "base_url": fake_openai.origin + "/v1"},
-        )
-        assert created.status_code == 201, created.text
+    _, token = leak_service.new_openai_user("dropper", fake_openai)
     leaked = 0
     for n in range(DROPS):
         ready = ready_dir / f"{n}"

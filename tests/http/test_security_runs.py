@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.base import FakeTurn, Fault
 from tests.fakes.openai import FakeOpenAIServer
-from tests.http.conftest import MASTER_KEY, OPENAI_KEY, Service, base_settings
+from tests.http.conftest import MASTER_KEY, Service, base_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,18 +39,7 @@ def claims_service(
 
 @pytest.fixture(scope="module")
 def token(claims_service: Service, fake_openai: FakeOpenAIServer) -> str:
-    _, token = claims_service.new_user("claimer")
-    with claims_service.client(token) as c:
-        created = c.post(
-            "/api/user/llm-config",
-            json={
-                "provider": "openai",
-                "api_key": OPENAI_KEY,
-                "base_url": fake_openai.origin + "/v1",
-                "default_model": "fake-model-1",
-            },
-        )
-        assert created.status_code == 201, created.text
+    _, token = claims_service.new_openai_user("claimer", fake_openai, default_model="fake-model-1")
     return token
 
 

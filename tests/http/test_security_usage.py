@@ -12,7 +12,7 @@ from providers.types import Usage
 from storage import SQLStore, UsageEntry
 from tests.fakes.base import FakeTurn
 from tests.fakes.openai import FakeOpenAIServer
-from tests.http.conftest import OPENAI_KEY, Service
+from tests.http.conftest import Service
 
 
 @pytest.fixture
@@ -38,13 +38,8 @@ def events(body: str) -> list[tuple[str, dict[str, Any]]]:
 def test_a_run_reports_unreported_counts_as_null(service: Service, fake: FakeOpenAIServer) -> None:
     fake.usage_details = False  # an OpenAI-compatible server that sends no cached/reasoning token details
     fake.turns.append(FakeTurn(text="no details"))
-    user_id, token = service.new_user("usage-reader")
+    user_id, token = service.new_openai_user("usage-reader", fake)
     with service.client(token) as c:
-        created = c.post(
-            "/api/user/llm-config",
-            json={"provider": "openai", "api_key": OPENAI_KEY, "base_url": fake.origin + "/v1"},
-        )
-        assert created.status_code == 201, created.text
         session = c.post("/api/sessions", json={"model": "fake-model-1"}).json()
         with c.stream("POST", f"/api/sessions/{session['id']}/messages", json={"content": "hi"}) as response:
             assert response.status_code == 200
